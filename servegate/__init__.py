@@ -1,0 +1,3 @@
+"""servegate: benchmark and regression gate for vLLM serving."""
+
+__version__ = "0.1.0"

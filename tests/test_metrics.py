@@ -1,0 +1,76 @@
+"""Metric math on hand-made records, checked against the definitions of vllm bench serve."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from servegate.config import SLO
+from servegate.load.client import RunResult
+from servegate.load.records import RequestRecord
+from servegate.metrics import direction_of, summarize
+
+
+def rec(i: int, sent: float, chunks: list[float], out: int, prompt: int = 10, outcome: str = "ok") -> RequestRecord:
+    r = RequestRecord(i, prompt, out, scheduled_at=sent, sent_at=sent, chunk_times=chunks, done_at=chunks[-1] + 0.001)
+    r.prompt_tokens, r.output_tokens, r.outcome = prompt, out, outcome  # type: ignore[assignment]
+    return r
+
+
+def test_definitions() -> None:
+    a = rec(0, 0.0, [0.100, 0.110, 0.130, 0.160], out=4)
+    b = rec(1, 0.050, [0.250, 0.260], out=2)
+    run = RunResult([a, b], started_at=0.0, finished_at=0.5, wall_start=0.0)
+    s = summarize(run, percentiles=(50, 99))
+    assert s.ttft.mean == pytest.approx((100 + 200) / 2)
+    assert s.ttft.median == pytest.approx(150)
+    # ITL pooled over requests: 10, 20, 30 (a) and 10 (b)
+    assert s.itl.mean == pytest.approx(17.5)
+    assert s.itl.percentiles["p99"] == pytest.approx(np.percentile([10, 20, 30, 10], 99))
+    # TPOT per request: (160-100)/(4-1)=20 and (260-250)/(2-1)=10
+    assert s.tpot.mean == pytest.approx(15)
+    # E2EL: send -> last chunk
+    assert s.e2el.mean == pytest.approx((160 + 210) / 2)
+    assert s.request_throughput == pytest.approx(2 / 0.5)
+    assert s.output_throughput == pytest.approx(6 / 0.5)
+    assert s.total_token_throughput == pytest.approx(26 / 0.5)
+    assert s.success_rate == 1.0
+
+
+def test_failures_and_short_outputs_are_not_successes() -> None:
+    good = rec(0, 0.0, [0.1, 0.2], out=2)
+    short = rec(1, 0.0, [0.1], out=1, outcome="short")
+    failed = rec(2, 0.0, [0.3], out=0, outcome="http_error")
+    s = summarize(RunResult([good, short, failed], 0.0, 1.0, 0.0))
+    assert s.success_rate == pytest.approx(1 / 3)
+    assert s.outcomes == {"ok": 1, "short": 1, "http_error": 1}
+    assert s.total_output_tokens == 2  # failed requests' tokens do not inflate throughput
+    assert s.ttft.count == 1
+
+
+def test_goodput_counts_requests_meeting_every_slo() -> None:
+    fast = rec(0, 0.0, [0.05, 0.06, 0.07], out=3)
+    slow_start = rec(1, 0.0, [0.5, 0.51, 0.52], out=3)
+    s = summarize(RunResult([fast, slow_start], 0.0, 1.0, 0.0), slo=SLO(ttft_ms=100, tpot_ms=20))
+    assert s.goodput == pytest.approx(1.0)
+    assert summarize(RunResult([fast], 0.0, 1.0, 0.0)).goodput is None
+
+
+def test_empty_run_is_nan_not_an_error() -> None:
+    s = summarize(RunResult([], 0.0, 1.0, 0.0))
+    assert s.success_rate == 0.0 and math.isnan(s.ttft.median)
+
+
+def test_directions() -> None:
+    assert direction_of("ttft_median_ms") == "lower"
+    assert direction_of("output_throughput") == "higher"
+    assert direction_of("success_rate") == "higher"
+
+
+def test_flat_names() -> None:
+    s = summarize(RunResult([rec(0, 0.0, [0.1, 0.2], out=2)], 0.0, 1.0, 0.0))
+    flat = s.flat()
+    for key in ("ttft_median_ms", "ttft_p99_ms", "itl_p90_ms", "tpot_mean_ms", "e2el_p99_ms", "output_throughput"):
+        assert key in flat
