@@ -79,6 +79,8 @@ class ServerConfig:
             parts.append(self.attention_backend)
         if self.tensor_parallel_size != 1:
             parts.append(f"tp{self.tensor_parallel_size}")
+        if self.block_size is not None:
+            parts.append(f"bs{self.block_size}")
         if self.enforce_eager:
             parts.append("eager")
         for key, value in self.env:

@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from servegate.config import INTENSITY_MULTIPLIERS
+from servegate.config import INTENSITY_MULTIPLIERS, ServerConfig
 from servegate.launch.local import LocalProcessLauncher
 from servegate.report.terminal import render_session
 from servegate.results import case_document, session_document, write_results
-from servegate.runner import CaseResult, run_case
+from servegate.runner import CaseResult, StartResult, run_ab, run_case, run_start
 from servegate.suite import Case, SuiteError, discover
 
 HARDWARE_MARKERS = {
@@ -48,6 +48,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--results-dir",
         default="results",
         help="where the results JSON, server logs and reports go (default: ./results)",
+    )
+    group.addoption(
+        "--baselines-dir",
+        default="baselines",
+        help="root of the baseline store: <dir>/<hardware-id>/<suite>/<config-id>.json (default: ./baselines)",
+    )
+    group.addoption(
+        "--update-baselines",
+        action="store_true",
+        help="record this run's per-start values (and correctness golden outputs) as the new baselines",
     )
     group.addoption(
         "--vllm-python",
@@ -84,8 +94,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         cases = [c for c in discover(suite_dir) if c.suite == suite]
     except SuiteError as exc:
         raise pytest.UsageError(str(exc)) from exc
-    params = [pytest.param(c, id=c.id, marks=[getattr(pytest.mark, c.hardware)]) for c in cases]
-    metafunc.parametrize("case", params)
+    metafunc.parametrize("case", [pytest.param(c, id=c.id, marks=_marks_for(c)) for c in cases])
+
+
+def _marks_for(case: Case) -> list[pytest.MarkDecorator]:
+    """The hardware marker, plus a skip whose reason the suite file gives (e.g. a suite meaningless on this target)."""
+    marks = [getattr(pytest.mark, case.hardware)]
+    reason = case.option_dict.get("skip")
+    if reason:
+        marks.append(pytest.mark.skip(reason=str(reason).strip()))
+    return marks
 
 
 class BenchSession:
@@ -103,29 +121,88 @@ class BenchSession:
         return self.results_dir / "logs"
 
     def progress(self, message: str) -> None:
-        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        """A live line on the terminal even while pytest captures output: long runs must show where they are."""
         line = f"[servegate {time.strftime('%H:%M:%S')}] {message}"
-        if reporter is not None:
-            reporter.write_line(line)
-        else:
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        capman = self.config.pluginmanager.get_plugin("capturemanager")
+        if reporter is None:
             print(line, flush=True)
+            return
+        with capman.global_and_fixture_disabled() if capman is not None else contextlib.nullcontext():
+            reporter.ensure_newline()
+            reporter.write_line(line)
 
     def launcher(self) -> LocalProcessLauncher:
         return LocalProcessLauncher(python=self.config.getoption("--vllm-python"), on_progress=self.progress)
 
+    @property
+    def update_baselines(self) -> bool:
+        return bool(self.config.getoption("--update-baselines"))
+
+    @property
+    def baselines_dir(self) -> Path:
+        return Path(self.config.getoption("--baselines-dir")).resolve()
+
+    def baseline_path(self, case: Case, suffix: str = ".json") -> Path:
+        """``<baselines>/<hardware-id>/<suite>/<server-id>/<load-id><suffix>``: one file per config, as pytest ids."""
+        _hardware, server_part, load_part = case.id.split("/", 2)
+        return (
+            self.baselines_dir / self.hardware_id / case.suite / server_part / f"{load_part.replace('/', '_')}{suffix}"
+        )
+
+    @property
+    def hardware_id(self) -> str:
+        return "cpu"
+
     def restarts_for(self, case: Case) -> int:
         return self.config.getoption("--restarts") or case.restarts
 
+    def scaled_steps(self, case: Case) -> list[tuple[str, Any]]:
+        multiplier = INTENSITY_MULTIPLIERS[self.config.getoption("--intensity")]
+        return [(name, load.scaled(multiplier)) for name, load in case.steps]
+
     def run(self, case: Case) -> CaseResult:
-        load = case.load.scaled(INTENSITY_MULTIPLIERS[self.config.getoption("--intensity")])
+        """n fresh server starts of the case's server, each running every step of the case."""
         result = run_case(
-            case.id, case.server, load, self.launcher(), self.restarts_for(case), self.log_dir, self.progress
+            case.id,
+            case.server,
+            self.scaled_steps(case),
+            self.launcher(),
+            self.restarts_for(case),
+            self.log_dir,
+            self.progress,
         )
         self.record(case, result)
         return result
 
-    def record(self, case: Case, result: CaseResult, **extra: Any) -> dict:
-        doc = case_document(case.id, case.suite, case.hardware, result, extra)
+    def run_ab(self, case: Case) -> dict[str, CaseResult]:
+        """The case's arms, interleaved start by start (A, B, A, B, ...), n starts per arm."""
+        results = run_ab(
+            case.id,
+            case.arms,
+            self.scaled_steps(case),
+            self.launcher(),
+            self.restarts_for(case),
+            self.log_dir,
+            self.progress,
+        )
+        for arm, result in results.items():
+            self.record(case, result, arm=arm, case_id=f"{case.id}[{arm}]")
+        return results
+
+    def run_starts(self, case: Case, servers: list[ServerConfig]) -> CaseResult:
+        """One start per given server config (e.g. the same server with a cold, then a warm compile cache)."""
+        result = CaseResult(case.id, case.server, case.load)
+        steps = self.scaled_steps(case)
+        for i, server in enumerate(servers):
+            start: StartResult = run_start(
+                case.id, server, steps, self.launcher(), i, len(servers), self.log_dir, self.progress
+            )
+            result.starts.append(start)
+        return result
+
+    def record(self, case: Case, result: CaseResult, case_id: str | None = None, **extra: Any) -> dict:
+        doc = case_document(case_id or case.id, case.suite, case.hardware, result, extra)
         self.cases.append(doc)
         return doc
 

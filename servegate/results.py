@@ -15,7 +15,7 @@ from typing import Any
 
 from servegate import __version__
 from servegate.baseline import atomic_write_text
-from servegate.redact import redact_env, redact_text
+from servegate.redact import redact_env, redact_obj
 from servegate.runner import CaseResult
 from servegate.stats import estimate
 
@@ -83,8 +83,8 @@ def session_document(cases: list[dict], environment: dict[str, Any]) -> dict:
 
 def write_results(path: Path, document: dict) -> Path:
     """Atomic, so a crash or a full disk never leaves a half-written results file behind."""
-    text = json.dumps(document, indent=2, sort_keys=False, default=_jsonable, allow_nan=True)
-    atomic_write_text(path, redact_text(text) + "\n")
+    text = json.dumps(redact_obj(document), indent=2, sort_keys=False, default=_jsonable, allow_nan=True)
+    atomic_write_text(path, text + "\n")
     return path
 
 

@@ -1,13 +1,16 @@
-"""One benchmark case end to end: n independent server starts, each with warmup and one measured run.
+"""One benchmark case end to end: n independent server starts, each with warmup and its measured steps.
 
 The unit of statistics is the server start (design.md): every round is a fresh server, so restart-to-restart
 variance (allocator, compile order, machine drift) is inside the confidence interval instead of hidden from it.
+A case runs one or more *steps* on every start: a single load, or the phases of a progressive run (seed 003 §5.1),
+each step giving one or more load levels. A/B ablations interleave their arms start by start (A, B, A, B, …) so
+that drift of the machine hits both arms alike.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +20,7 @@ from servegate.load.measure import LevelResult, measure
 from servegate.metrics import RunSummary
 
 Progress = Callable[[str], None]
+Steps = Sequence[tuple[str, LoadConfig]]
 
 
 @dataclass
@@ -43,7 +47,11 @@ class CaseResult:
     starts: list[StartResult] = field(default_factory=list)
 
     def values(self) -> dict[str, list[float]]:
-        """Per-start values of every scalar metric, the input of the statistics."""
+        """Per-start values of every scalar metric, the input of the statistics.
+
+        With several levels per start, each metric is keyed ``<level label>/<metric>``; a level missing from some
+        start (a saturation search that stopped earlier) simply has fewer values.
+        """
         out: dict[str, list[float]] = {}
         for start in self.starts:
             multi = len(start.levels) > 1
@@ -53,30 +61,74 @@ class CaseResult:
         return out
 
 
+def run_start(
+    case_id: str,
+    server_config: ServerConfig,
+    steps: Steps,
+    launcher: Launcher,
+    index: int,
+    restarts: int,
+    log_dir: Path,
+    progress: Progress | None = None,
+) -> StartResult:
+    """One fresh server: start, run every step (each with its own warmup), stop."""
+    say = progress or (lambda _msg: None)
+    t = time.monotonic()
+    tag = f"[{case_id}] start {index + 1}/{restarts}"
+    say(f"{tag}: launching server")
+    levels: list[LevelResult] = []
+    warmup_s = 0.0
+    with launcher.start(server_config, log_dir) as server:
+        say(f"{tag}: ready in {server.facts.time_to_ready_s or 0:.0f} s")
+        for step_name, load in steps:
+            if step_name:
+                say(f"{tag}: step {step_name} ({load.profile}, {load.num_requests} requests)")
+            measured = measure(server, load, say, salt=index)
+            warmup_s += measured.warmup_s
+            for level in measured.levels:
+                if step_name:
+                    level.label = f"{step_name}/{level.label}" if len(measured.levels) > 1 else step_name
+                levels.append(level)
+            if load.cooldown_s > 0:
+                time.sleep(load.cooldown_s)
+    result = StartResult(index, server.facts, levels, str(server.log_path), warmup_s)
+    summary = result.summary
+    say(
+        f"{tag}: {summary.output_throughput:.0f} tok/s, TTFT p50 {summary.ttft.median:.1f} ms, "
+        f"success {summary.success_rate:.0%} ({time.monotonic() - t:.0f} s)"
+    )
+    return result
+
+
 def run_case(
     case_id: str,
     server_config: ServerConfig,
-    load: LoadConfig,
+    steps: Steps,
     launcher: Launcher,
     restarts: int,
     log_dir: Path,
     progress: Progress | None = None,
 ) -> CaseResult:
-    """``restarts`` rounds of: fresh server -> warmup -> measured run -> stop."""
-    result = CaseResult(case_id, server_config, load)
-    say = progress or (lambda _msg: None)
+    """``restarts`` rounds of: fresh server -> steps -> stop."""
+    result = CaseResult(case_id, server_config, steps[-1][1])
     for i in range(restarts):
-        t = time.monotonic()
-        say(f"[{case_id}] start {i + 1}/{restarts}: launching server")
-        with launcher.start(server_config, log_dir) as server:
-            ready = server.facts.time_to_ready_s
-            say(f"[{case_id}] start {i + 1}/{restarts}: ready in {ready:.0f} s, {load.num_requests} requests")
-            measured = measure(server, load, say, salt=i)
-        result.starts.append(StartResult(i, server.facts, measured.levels, str(server.log_path), measured.warmup_s))
-        summary = measured.summary
-        say(
-            f"[{case_id}] start {i + 1}/{restarts}: {summary.output_throughput:.0f} tok/s, "
-            f"TTFT p50 {summary.ttft.median:.1f} ms, success {summary.success_rate:.0%} "
-            f"({time.monotonic() - t:.0f} s)"
-        )
+        result.starts.append(run_start(case_id, server_config, steps, launcher, i, restarts, log_dir, progress))
     return result
+
+
+def run_ab(
+    case_id: str,
+    arms: Sequence[tuple[str, ServerConfig]],
+    steps: Steps,
+    launcher: Launcher,
+    restarts: int,
+    log_dir: Path,
+    progress: Progress | None = None,
+) -> dict[str, CaseResult]:
+    """Interleaved arms: round i starts every arm once, in the listed order, each on a fresh server."""
+    results = {name: CaseResult(f"{case_id}[{name}]", config, steps[-1][1]) for name, config in arms}
+    for i in range(restarts):
+        for name, config in arms:
+            start = run_start(f"{case_id}[{name}]", config, steps, launcher, i, restarts, log_dir, progress)
+            results[name].starts.append(start)
+    return results

@@ -13,7 +13,10 @@ hardware marker so that ``pytest suites/ -m mi300x`` selects it. Example::
         servers: [{name: tiny-llama}]
         loads: [{profile: concurrent, concurrency: 8, num_requests: 64}]
 
-Every error names the file, the key path and what was allowed.
+A server entry may carry ``matrix:`` (field -> list of values) and expands to the product, e.g. precision × attention
+backend × environment × TP. A suite may give ``phases:`` (an ordered mapping phase name -> load, all run on every
+server start, as seed 003's progressive benchmark) instead of ``loads:``, and ``arms:`` (name -> server overrides)
+to make each case an interleaved A/B ablation. Every error names the file, the key path and what was allowed.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import yaml
 
 from servegate.config import SLO, LoadConfig, ProfileKind, ServerConfig, dataclass_from_mapping, normalize_env
 
-SUITE_KEYS = {"restarts", "servers", "loads", "gate", "description", "options"}
+SUITE_KEYS = {"restarts", "servers", "loads", "phases", "arms", "gate", "description", "options"}
 TOP_KEYS = {"hardware", "defaults", "suites", "description"}
 PROFILES: tuple[str, ...] = get_args(ProfileKind)
 
@@ -42,14 +45,22 @@ class Case:
     suite: str
     hardware: str
     server: ServerConfig
-    load: LoadConfig
+    steps: tuple[tuple[str, LoadConfig], ...]  # ("", load) for a plain case; (phase, load) pairs for phases
     restarts: int
     source: str  # the suite file, for messages
     options: tuple[tuple[str, Any], ...] = ()
+    arms: tuple[tuple[str, ServerConfig], ...] = ()  # A/B ablation arms, interleaved start by start
+
+    @property
+    def load(self) -> LoadConfig:
+        """The headline load: the only one, or the last phase."""
+        return self.steps[-1][1]
 
     @property
     def id(self) -> str:
-        return f"{self.hardware}/{self.server.id}/{self.load.id}"
+        load_id = self.load.id if len(self.steps) == 1 else f"{self.steps[0][0]}..{self.steps[-1][0]}"
+        arms = f"/{'-vs-'.join(name for name, _ in self.arms)}" if self.arms else ""
+        return f"{self.hardware}/{self.server.id}{arms}/{load_id}"
 
     @property
     def option_dict(self) -> dict[str, Any]:
@@ -87,16 +98,68 @@ def _expand(name: str, hardware: str, body: dict, defaults: dict, where: str, so
     restarts = body.get("restarts", 2)
     if not isinstance(restarts, int) or restarts < 1:
         raise SuiteError(f"{where}.restarts: expected an integer >= 1, got {restarts!r}")
+    base = Path(source).parent
+    server_defaults = defaults.get("server") or {}
     servers = [
-        _server({**(defaults.get("server") or {}), **s}, f"{where}.servers[{i}]", Path(source).parent)
-        for i, s in enumerate(_list(body, "servers", where))
+        server
+        for i, entry in enumerate(_list(body, "servers", where))
+        for server in _servers({**server_defaults, **entry}, f"{where}.servers[{i}]", base)
     ]
-    loads = [
-        _load({**(defaults.get("load") or {}), **ld}, f"{where}.loads[{i}]")
-        for i, ld in enumerate(_list(body, "loads", where))
-    ]
+    load_defaults = defaults.get("load") or {}
+    if ("loads" in body) == ("phases" in body):
+        raise SuiteError(f"{where}: give exactly one of 'loads' (a list) or 'phases' (phase name -> load)")
+    step_sets: list[tuple[tuple[str, LoadConfig], ...]]
+    if "phases" in body:
+        phases = body["phases"]
+        if not isinstance(phases, dict) or not phases or not all(isinstance(v, dict) for v in phases.values()):
+            raise SuiteError(f"{where}.phases: expected a non-empty mapping of phase name -> load mapping")
+        step_sets = [
+            tuple((str(k), _load({**load_defaults, **v}, f"{where}.phases.{k}")) for k, v in phases.items())
+        ]
+    else:
+        step_sets = [
+            (("", _load({**load_defaults, **ld}, f"{where}.loads[{i}]")),)
+            for i, ld in enumerate(_list(body, "loads", where))
+        ]
+    arms_spec = body.get("arms") or {}
+    if not isinstance(arms_spec, dict) or (arms_spec and len(arms_spec) < 2):
+        raise SuiteError(f"{where}.arms: expected a mapping of at least two arm names -> server overrides")
     options = tuple(sorted((body.get("options") or {}).items()))
-    return [Case(name, hardware, s, ld, restarts, source, options) for s in servers for ld in loads]
+    cases = []
+    for server in servers:
+        arms = tuple(
+            (str(arm), _arm(server, overrides or {}, f"{where}.arms.{arm}", base))
+            for arm, overrides in arms_spec.items()
+        )
+        for steps in step_sets:
+            cases.append(Case(name, hardware, server, steps, restarts, source, options, arms))
+    return cases
+
+
+def _arm(server: ServerConfig, overrides: dict, where: str, base: Path) -> ServerConfig:
+    if not isinstance(overrides, dict):
+        raise SuiteError(f"{where}: expected a mapping of server fields, got {type(overrides).__name__}")
+    data = dict(vars(server))
+    data["env"] = {**dict(server.env), **(overrides.get("env") or {})}
+    data.update({k: v for k, v in overrides.items() if k != "env"})
+    return _server(data, where, base)
+
+
+def _servers(data: dict, where: str, base: Path) -> list[ServerConfig]:
+    """One entry, expanded over its ``matrix`` (field -> list of values) in a stable order."""
+    matrix = data.pop("matrix", None) or {}
+    if not isinstance(matrix, dict) or not all(isinstance(v, list) and v for v in matrix.values()):
+        raise SuiteError(f"{where}.matrix: expected a mapping of server field -> non-empty list of values")
+    combos: list[dict] = [{}]
+    for key, values in matrix.items():
+        combos = [{**c, key: v} for c in combos for v in values]
+    out = []
+    for combo in combos:
+        merged = {**data, **combo}
+        if "env" in combo:
+            merged["env"] = {**(data.get("env") or {}), **(combo["env"] or {})}
+        out.append(_server(merged, where, base))
+    return out
 
 
 def _list(body: dict, key: str, where: str) -> list[dict]:
@@ -111,7 +174,11 @@ def _server(data: dict, where: str, base: Path) -> ServerConfig:
     if "model" not in data:
         raise SuiteError(f"{where}: 'model' is required")
     data["model"] = _resolve_model(str(data["model"]), base)
-    data["env"] = normalize_env(data.get("env"))
+
+    env = data.get("env")
+    if env is not None and not isinstance(env, (dict, tuple)):
+        raise SuiteError(f"{where}.env: expected a mapping of variable -> value, got {type(env).__name__}")
+    data["env"] = env if isinstance(env, tuple) else normalize_env(env)
     data["extra_args"] = tuple(str(a) for a in data.get("extra_args") or ())
     try:
         return dataclass_from_mapping(ServerConfig, data, where)

@@ -1,15 +1,14 @@
-"""Serving benchmark: each case is n fresh server starts under one load; the summary shows mean ± 95% t CI."""
+"""Serving sweep: throughput and latency per concurrency level, n fresh server starts (seed 002 `bench serve`)."""
 
 from __future__ import annotations
+
+from fixtures.checks import assert_levels_succeeded
 
 SUITE = "serving"
 
 
 def test_serving(case, bench) -> None:
     result = bench.run(case)
-    for start in result.starts:
-        summary = start.summary
-        assert summary.success_rate >= 0.95, (
-            f"start {start.start_index}: success {summary.success_rate:.0%} < 95% (FAILING); "
-            f"outcomes {summary.outcomes}; first errors {summary.first_errors}; server log {start.log_path}"
-        )
+    assert_levels_succeeded(result)
+    labels = [level.label for level in result.starts[0].levels]
+    assert labels == [name for name, _ in case.steps], f"levels measured {labels} differ from the suite's phases"
