@@ -1,6 +1,6 @@
 """The async streaming client: sends one profile's requests, returns one RequestRecord per request.
 
-One aiohttp session and one connection pool per run, bounded by request count and wall time. Pacing (when each
+One connection pool per run (a raw HTTP/1.1 protocol for http://, aiohttp for https://), bounded by request count and wall time. Pacing (when each
 request may leave) comes from ``servegate.load.profiles``; this module only sends, streams and timestamps.
 """
 
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -16,10 +17,21 @@ from typing import Any
 import aiohttp
 
 from servegate.config import LoadConfig
+from servegate.load.http import HTTPPool, ResponseError
 from servegate.load.records import RequestRecord
 from servegate.load.sse import SSEParser
 
-Prompt = str | list[dict[str, Any]]  # completions text, or chat messages
+
+@dataclass(frozen=True)
+class Request:
+    """A dataset item that carries its own sizes (ShareGPT: the recorded output length; images: a chat message)."""
+
+    prompt: str | list[dict[str, Any]]  # completions text, or chat messages
+    prompt_tokens: int = 0  # as measured, 0 when unknown
+    output_tokens: int | None = None  # None: the load's output_tokens
+
+
+Prompt = str | list[dict[str, Any]] | Request  # completions text, chat messages, or a sized dataset item
 
 
 @dataclass
@@ -30,6 +42,7 @@ class RunResult:
     wall_start: float  # time.time() at start, for correlating with server logs
     max_loop_lag_s: float = 0.0
     stopped_early: str | None = None  # why the run stopped before sending every request
+    loop_lag_p99_s: float = 0.0  # 99th percentile of the event loop's wake-up lateness during the run
 
     @property
     def duration_s(self) -> float:
@@ -38,6 +51,8 @@ class RunResult:
 
 def build_payload(model: str, prompt: Prompt, load: LoadConfig, max_tokens: int, index: int) -> dict[str, Any]:
     """The request body, identical in shape to what ``vllm bench serve`` sends."""
+    if isinstance(prompt, Request):
+        prompt = prompt.prompt
     body: dict[str, Any] = {
         "model": model,
         "max_tokens": max_tokens,
@@ -62,7 +77,7 @@ def endpoint_path(load: LoadConfig) -> str:
 async def send_one(
     session: aiohttp.ClientSession,
     url: str,
-    body: dict[str, Any],
+    body: bytes,
     record: RequestRecord,
     timeout_s: float,
     collect_text: bool,
@@ -75,7 +90,8 @@ async def send_one(
     record.sent_at = clock()
     try:
         async with asyncio.timeout(timeout_s):
-            async with session.post(url, json=body) as resp:
+            headers = {"content-type": "application/json"}
+            async with session.post(url, data=body, headers=headers) as resp:
                 record.http_status = resp.status
                 if resp.status != 200:
                     record.outcome = "http_error"
@@ -124,17 +140,23 @@ def _fill(record: RequestRecord, parser: SSEParser, collect_text: bool, ignore_e
 class LoopLagMonitor:
     """Measures how late the event loop wakes up: lag here means every timestamp of the run is late too."""
 
-    def __init__(self, interval_s: float = 0.01) -> None:
+    def __init__(self, interval_s: float = 0.005) -> None:
         self.interval_s = interval_s
         self.max_lag_s = 0.0
+        self.samples: list[float] = []
         self._task: asyncio.Task[None] | None = None
 
     async def _run(self) -> None:
         clock = time.perf_counter
+        samples = self.samples
         while True:
             t = clock()
             await asyncio.sleep(self.interval_s)
-            self.max_lag_s = max(self.max_lag_s, clock() - t - self.interval_s)
+            lag = max(0.0, clock() - t - self.interval_s)
+            if len(samples) < 1_000_000:
+                samples.append(lag)
+            if lag > self.max_lag_s:
+                self.max_lag_s = lag
 
     def __enter__(self) -> LoopLagMonitor:
         self._task = asyncio.get_running_loop().create_task(self._run())
@@ -143,6 +165,52 @@ class LoopLagMonitor:
     def __exit__(self, *exc: object) -> None:
         if self._task is not None:
             self._task.cancel()
+
+
+def _p99(values: list[float]) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+
+
+async def _send_raw(
+    pool: HTTPPool,
+    request: bytes,
+    record: RequestRecord,
+    timeout_s: float,
+    collect_text: bool,
+    ignore_eos: bool,
+) -> float:
+    """The fast path (plain http): returns when the last byte arrived, so a closed-loop worker can schedule its
+    next request from that instant and the gap until it actually leaves counts as the client's own lag."""
+    parser = SSEParser(collect_text=collect_text)
+    clock = time.perf_counter
+    finished = 0.0
+    record.sent_at = clock()
+    try:
+        async with asyncio.timeout(timeout_s):
+            conn = await pool.connect()
+            status, error_body = await pool.send(conn, request, parser.feed)
+            finished = conn.finished_at
+        record.http_status = status
+        if status != 200:
+            record.outcome = "http_error"
+            record.error = f"HTTP {status}: {error_body[:300].decode('utf-8', 'replace')}"
+        else:
+            parser.close()
+    except TimeoutError:
+        record.outcome, record.error = "timeout", f"no complete response within {timeout_s:g} s"
+    except ResponseError as exc:
+        got = exc.got_body or bool(parser.state.chunk_times)
+        record.outcome = "cut_stream" if got else "connect_error"
+        record.error = str(exc)
+    except OSError as exc:
+        record.outcome, record.error = "connect_error", f"{type(exc).__name__}: {exc}"
+    finally:
+        record.done_at = clock()
+        _fill(record, parser, collect_text, ignore_eos)
+    return finished or record.done_at
 
 
 async def run_requests(
@@ -154,27 +222,47 @@ async def run_requests(
     concurrency: int | None,
     collect_text: bool = False,
     on_progress: Callable[[int, int], None] | None = None,
+    start_at: float | None = None,
+    max_seconds: float | None = None,
+    indices: Sequence[int] | None = None,
 ) -> RunResult:
     """Send ``len(prompts)`` requests; request i may leave at ``schedule[i]`` s after start (None: at once) and
-    at most ``concurrency`` are in flight (None: unbounded). Stops sending after ``load.max_seconds``."""
+    at most ``concurrency`` are in flight (None: unbounded). Stops sending after ``max_seconds`` (default
+    ``load.max_seconds``). ``start_at`` (perf_counter) lets several worker processes share one start instant;
+    ``indices`` are the requests' global numbers (for seeds and records) when this is one worker's share."""
     n = len(prompts)
-    url = base_url.rstrip("/") + endpoint_path(load)
-    limit = concurrency or 0
-    connector = aiohttp.TCPConnector(limit=limit, limit_per_host=limit, ttl_dns_cache=None, enable_cleanup_closed=True)
-    timeout = aiohttp.ClientTimeout(total=None, sock_connect=30)
-    records: list[RequestRecord] = []
+    limit_s = load.max_seconds if max_seconds is None else max_seconds
+    index_of = list(indices) if indices is not None else list(range(n))
+    max_tokens = [_max_tokens(p, load) for p in prompts]
+    bodies = [
+        json.dumps(build_payload(model, prompts[i], load, max_tokens[i], index_of[i]), separators=(",", ":")).encode()
+        for i in range(n)
+    ]
+    records = [
+        RequestRecord(index_of[i], load.prompt_tokens, max_tokens[i], scheduled_at=0.0) for i in range(n)
+    ]
+    for i, prompt in enumerate(prompts):
+        if isinstance(prompt, Request):
+            records[i].prompt_tokens_asked = prompt.prompt_tokens
+    path = endpoint_path(load)
+    raw = base_url.startswith("http://")
+    pool = HTTPPool(base_url) if raw else None
+    requests = [pool.request_bytes(path, body) for body in bodies] if pool is not None else []
+    url = base_url.rstrip("/") + path
     done = 0
-    gate = asyncio.Semaphore(concurrency) if concurrency else None
     stopped_early: str | None = None
+    sent = 0
 
-    async def one(i: int, record: RequestRecord) -> None:
+    async def send(i: int, session: aiohttp.ClientSession | None) -> float:
         nonlocal done
+        record = records[i]
         try:
-            body = build_payload(model, prompts[i], load, load.output_tokens, i)
-            await send_one(session, url, body, record, load.request_timeout_s, collect_text, load.ignore_eos)
+            if pool is not None:
+                return await _send_raw(pool, requests[i], record, load.request_timeout_s, collect_text, load.ignore_eos)
+            assert session is not None
+            await send_one(session, url, bodies[i], record, load.request_timeout_s, collect_text, load.ignore_eos)
+            return record.done_at
         finally:
-            if gate is not None:
-                gate.release()
             done += 1
             if on_progress is not None:
                 on_progress(done, n)
@@ -182,31 +270,82 @@ async def run_requests(
     gc.collect()
     gc.freeze()  # the run allocates many small objects; a full collection mid-run would show up as latency
     wall_start = time.time()
+    session: aiohttp.ClientSession | None = None
+    if not raw:
+        limit = concurrency or 0
+        connector = aiohttp.TCPConnector(limit=limit, limit_per_host=limit, enable_cleanup_closed=True)
+        session = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None, sock_connect=30))
     try:
-        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-            with LoopLagMonitor() as lag:
-                t0 = time.perf_counter()
+        with LoopLagMonitor() as lag:
+            t0 = time.perf_counter()
+            if start_at is not None and start_at > t0:
+                await asyncio.sleep(start_at - t0)
+                t0 = start_at
+            deadline = t0 + limit_s
+            clock = time.perf_counter
+            if schedule is None and concurrency:
+                # Closed loop: ``concurrency`` workers, each sends its next request as soon as its last one ended.
+                # A request is due the instant its predecessor's last byte arrived; lateness past that is ours.
+                next_i = 0
+
+                async def worker() -> None:
+                    nonlocal next_i, sent, stopped_early
+                    due = t0
+                    while next_i < n:
+                        if clock() > deadline:
+                            stopped_early = f"time limit {limit_s:g} s reached after {sent} of {n} requests"
+                            return
+                        i = next_i
+                        next_i += 1
+                        sent += 1
+                        records[i].scheduled_at = due
+                        due = await send(i, session)
+
+                await asyncio.gather(*(worker() for _ in range(min(concurrency, n))))
+            else:
+                gate = asyncio.Semaphore(concurrency) if concurrency else None
                 tasks = []
+
+                async def gated(i: int) -> None:
+                    try:
+                        await send(i, session)
+                    finally:
+                        if gate is not None:
+                            gate.release()
+
                 for i in range(n):
-                    offset = schedule[i] if schedule is not None else 0.0
-                    now = time.perf_counter() - t0
-                    if offset > now:
-                        await asyncio.sleep(offset - now)
+                    due = t0 + (schedule[i] if schedule is not None else 0.0)
+                    now = clock()
+                    if due > now + 0.0005:
+                        await asyncio.sleep(due - now)
                     if gate is not None:
                         await gate.acquire()
-                    if time.perf_counter() - t0 > load.max_seconds:
-                        stopped_early = f"time limit {load.max_seconds:g} s reached after {i} of {n} requests"
+                    if clock() > deadline:
+                        stopped_early = f"time limit {limit_s:g} s reached after {i} of {n} requests"
                         if gate is not None:
                             gate.release()
                         break
-                    # Eligible = scheduled and a slot is free; what follows until the send is the client's own lag.
-                    eligible = max(t0 + offset, time.perf_counter()) if gate is not None else t0 + offset
-                    record = RequestRecord(i, load.prompt_tokens, load.output_tokens, scheduled_at=eligible)
-                    records.append(record)
-                    tasks.append(asyncio.create_task(one(i, record)))
+                    # Due = scheduled and a slot free; what follows until the send is the client's own lag.
+                    records[i].scheduled_at = max(due, clock()) if gate is not None else due
+                    sent += 1
+                    tasks.append(asyncio.create_task(gated(i)))
                 if tasks:
                     await asyncio.gather(*tasks)
-                t1 = time.perf_counter()
+            t1 = time.perf_counter()
     finally:
         gc.unfreeze()
-    return RunResult(records, t0, t1, wall_start, max_loop_lag_s=lag.max_lag_s, stopped_early=stopped_early)
+        if pool is not None:
+            pool.close()
+        if session is not None:
+            await session.close()
+    used = [r for r in records if r.sent_at > 0.0]
+    return RunResult(
+        used, t0, t1, wall_start, max_loop_lag_s=lag.max_lag_s, stopped_early=stopped_early,
+        loop_lag_p99_s=_p99(lag.samples),
+    )
+
+
+def _max_tokens(prompt: Prompt, load: LoadConfig) -> int:
+    if isinstance(prompt, Request) and prompt.output_tokens is not None:
+        return prompt.output_tokens
+    return load.output_tokens
