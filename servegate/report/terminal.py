@@ -1,4 +1,8 @@
-"""The terminal table: per case, each headline metric as mean ± 95% t half-width over server starts."""
+"""The terminal table: per case, each headline metric as mean ± 95% t half-width over server starts.
+
+Single-level cases get one row per metric; multi-level cases (sweeps, phases) one row per level with the
+headline metrics as columns, so a sweep reads top to bottom like ``vllm bench serve`` output.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +21,15 @@ HEADLINE = [
     ("total_token_throughput", "total", "tok/s"),
     ("success_rate", "success", "share"),
 ]
+LEVEL_COLUMNS = [
+    ("output_throughput", "out tok/s"),
+    ("request_throughput", "req/s"),
+    ("ttft_median_ms", "TTFT p50 ms"),
+    ("ttft_p99_ms", "TTFT p99 ms"),
+    ("itl_median_ms", "ITL p50 ms"),
+    ("e2el_p99_ms", "E2EL p99 ms"),
+    ("success_rate", "success"),
+]
 
 
 def _fmt(x: float) -> str:
@@ -29,19 +42,31 @@ def _fmt(x: float) -> str:
     return f"{x:.2f}"
 
 
+def _mean_ci(stat: dict | None) -> str:
+    if stat is None:
+        return "-"
+    half = (stat["ci_high"] - stat["ci_low"]) / 2
+    return _fmt(stat["mean"]) if math.isinf(half) or math.isnan(half) else f"{_fmt(stat['mean'])}±{_fmt(half)}"
+
+
+def _level_labels(case: dict) -> list[str]:
+    labels: list[str] = []
+    for start in case["starts"]:
+        for level in start["levels"]:
+            if level["label"] not in labels:
+                labels.append(level["label"])
+    return labels
+
+
 def render_case(case: dict) -> list[str]:
-    stats = case["stats"]
     n = len(case["starts"])
-    lines = [f"{case['id']}  (suite {case['suite']}, {n} server start{'s' if n != 1 else ''})"]
-    lines.append(f"  {'metric':<12} {'unit':<6} {'mean':>10}  {'± 95% CI':>10}  {'CoV':>6}  per start")
-    for key, label, unit in HEADLINE:
-        s = stats.get(key)
-        if s is None:
-            continue
-        half = (s["ci_high"] - s["ci_low"]) / 2
-        cov = f"{s['cov'] * 100:.1f}%" if not math.isnan(s["cov"]) else "n/a"
-        per_start = ", ".join(_fmt(v) for v in case["values"][key])
-        lines.append(f"  {label:<12} {unit:<6} {_fmt(s['mean']):>10}  ±{_fmt(half):>9}  {cov:>6}  {per_start}")
+    arm = f", arm {case['arm']}" if case.get("arm") else ""
+    lines = [f"{case['id']}  (suite {case['suite']}{arm}, {n} server start{'s' if n != 1 else ''})"]
+    labels = _level_labels(case)
+    if len(labels) > 1:
+        lines += _render_levels(case, labels)
+    else:
+        lines += _render_metrics(case)
     facts = [st["facts"] for st in case["starts"]]
     ready = [f["time_to_ready_s"] for f in facts if f.get("time_to_ready_s") is not None]
     if ready:
@@ -50,8 +75,40 @@ def render_case(case: dict) -> list[str]:
             f"  server: ready in {', '.join(f'{r:.0f}' for r in ready)} s; vLLM {first.get('vllm_version')}; "
             f"KV cache {first.get('kv_cache_tokens')} tokens; attention {first.get('attention_backend') or 'n/a'}"
         )
-    for verdict in case.get("verdicts", []):
+    for row in case.get("cold_start", []):
+        lines.append(
+            "  cold start: "
+            + ", ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items())
+        )
+    for verdict in case.get("gate", []):
         lines.append(f"  gate {verdict['metric']}: {verdict['verdict']} ({verdict['reason']})")
+    return lines
+
+
+def _render_metrics(case: dict) -> list[str]:
+    stats = case["stats"]
+    lines = [f"  {'metric':<12} {'unit':<6} {'mean':>10}  {'± 95% CI':>10}  {'CoV':>6}  per start"]
+    for key, label, unit in HEADLINE:
+        s = stats.get(key)
+        if s is None:
+            continue
+        half = (s["ci_high"] - s["ci_low"]) / 2
+        cov = f"{s['cov'] * 100:.1f}%" if not math.isnan(s["cov"]) else "n/a"
+        per_start = ", ".join(_fmt(v) for v in case["values"][key])
+        lines.append(f"  {label:<12} {unit:<6} {_fmt(s['mean']):>10}  ±{_fmt(half):>9}  {cov:>6}  {per_start}")
+    return lines
+
+
+def _render_levels(case: dict, labels: list[str]) -> list[str]:
+    stats = case["stats"]
+    width = max(8, *(len(label) for label in labels))
+    status = case.get("status") or {}
+    header = f"  {'level':<{width}} " + " ".join(f"{title:>15}" for _, title in LEVEL_COLUMNS)
+    lines = [header + ("  status" if status else "")]
+    for label in labels:
+        cells = " ".join(f"{_mean_ci(stats.get(f'{label}/{key}')):>15}" for key, _ in LEVEL_COLUMNS)
+        lines.append(f"  {label:<{width}} {cells}" + (f"  {status.get(label, '')}" if status else ""))
+    lines.append("  (mean±95% CI half-width over starts; one start shows the value alone)")
     return lines
 
 
