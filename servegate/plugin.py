@@ -206,6 +206,10 @@ class BenchSession:
         self.cases.append(doc)
         return doc
 
+    def annotate(self, **extra: Any) -> None:
+        """Add keys (status labels, comparisons, cold-start phases) to the case recorded last."""
+        self.cases[-1].update(extra)
+
     def write(self) -> Path | None:
         if not self.cases:
             return None
