@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -69,8 +70,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     for marker, text in HARDWARE_MARKERS.items():
         config.addinivalue_line("markers", f"{marker}: {text}")
-    config.stash[SESSION_KEY] = BenchSession(config)
+    _check_marker_expression(config)
+    bench_session = BenchSession(config)
+    config.stash[SESSION_KEY] = bench_session
+    config.pluginmanager.register(bench_session, "servegate-session")
     _terminate_as_interrupt()
+
+
+def _check_marker_expression(config: pytest.Config) -> None:
+    """``-m mi999x`` would silently select nothing and 'pass'; a CI gate must hear that the marker is unknown."""
+    expression = config.getoption("markexpr", "") or ""
+    names = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", expression)) - {"and", "or", "not"}
+    known = {line.split(":", 1)[0].split("(", 1)[0].strip() for line in config.getini("markers")}
+    unknown = sorted(names - known)
+    if unknown:
+        raise pytest.UsageError(
+            f"-m {expression!r}: unknown marker(s) {', '.join(unknown)}; "
+            f"hardware markers are {', '.join(HARDWARE_MARKERS)} (see `pytest --markers`)"
+        )
 
 
 def _terminate_as_interrupt() -> None:
@@ -115,6 +132,9 @@ class BenchSession:
         self.stamp = time.strftime("%Y%m%d-%H%M%S")
         self.cases: list[dict] = []
         self.results_path: Path | None = None
+        self.current_item: pytest.Item | None = None
+        self._last: dict | None = None
+        self.is_xdist_worker = hasattr(config, "workerinput")
 
     @property
     def log_dir(self) -> Path:
@@ -202,16 +222,30 @@ class BenchSession:
         return result
 
     def record(self, case: Case, result: CaseResult, case_id: str | None = None, **extra: Any) -> dict:
+        """Attach the case's document to the running test's report; the session collects it from there, so the
+        same path works in one process and across pytest-xdist workers (reports travel to the controller)."""
         doc = case_document(case_id or case.id, case.suite, case.hardware, result, extra)
-        self.cases.append(doc)
+        if self.current_item is not None:
+            self.current_item.user_properties.append((CASE_PROPERTY, doc))
+        else:  # used as a library outside a test
+            self.cases.append(doc)
+        self._last = doc
         return doc
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Collect case documents from call reports: local ones and those xdist workers send to the controller."""
+        if report.when != "call":
+            return
+        self.cases += [value for name, value in report.user_properties if name == CASE_PROPERTY]
 
     def annotate(self, **extra: Any) -> None:
         """Add keys (status labels, comparisons, cold-start phases) to the case recorded last."""
-        self.cases[-1].update(extra)
+        if self._last is None:
+            raise RuntimeError("annotate() before any case was recorded")
+        self._last.update(extra)
 
     def write(self) -> Path | None:
-        if not self.cases:
+        if not self.cases or self.is_xdist_worker:  # workers' cases reach the controller inside their reports
             return None
         path = self.results_dir / f"results-{self.stamp}.json"
         env = {"pid": os.getpid(), "argv": list(self.config.invocation_params.args)}
@@ -220,6 +254,18 @@ class BenchSession:
 
 
 SESSION_KEY = pytest.StashKey[BenchSession]()
+CASE_PROPERTY = "servegate_case"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Any:
+    bench_session = item.config.stash[SESSION_KEY]
+    bench_session.current_item = item
+    try:
+        return (yield)
+    finally:
+        bench_session.current_item = None
+
 
 
 @pytest.fixture(scope="session")
