@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from servegate import compat
 from servegate.config import INTENSITY_MULTIPLIERS, ServerConfig
 from servegate.hardware import KNOWN_MARKERS, MARKER_LABELS, detected, skip_reason_for
 from servegate.launch.local import LocalProcessLauncher
@@ -104,12 +105,17 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def _marks_for(case: Case) -> list[pytest.MarkDecorator]:
-    """The hardware marker, then a skip when that hardware is absent (one line saying what was found instead) or
-    when the suite file says the suite is meaningless on this target."""
+    """The hardware marker; a skip when that hardware is absent (one line saying what was found instead) or when
+    the suite file says the suite is meaningless there; then the compat rules' skips and xfails, decided before
+    any server starts."""
     marks = [getattr(pytest.mark, case.hardware)]
     reason = skip_reason_for(case.hardware, detected()) or case.option_dict.get("skip")
     if reason:
         marks.append(pytest.mark.skip(reason=str(reason).strip()))
+    for server in [case.server, *(config for _, config in case.arms)]:
+        for violation in compat.check(server, case.hardware):
+            mark = pytest.mark.skip if violation.action == "skip" else pytest.mark.xfail
+            marks.append(mark(reason=f"{server.id}: {violation}"))
     return marks
 
 
