@@ -1,0 +1,612 @@
+"""The HTML report: one self-contained file (inline CSS, inline PNG plots) rendered from the results document.
+
+It must open on an air-gapped machine and in a CI artifact viewer, so nothing is fetched at view time. Every part
+beyond the core schema (multi-level sweeps, gate verdicts, server metrics, telemetry, cold-start phases, A/B arms)
+is optional: a renderer that finds no data returns "" and the section is skipped, so old and partial documents
+still render. All text from the document goes through ``html.escape``.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from servegate.baseline import atomic_write_text
+from servegate.report import plots
+from servegate.roofline import Floors, floors_for_case
+from servegate.status import LevelPoint, LevelStatus, classify_levels, saturation_onset
+
+FloorsFor = Callable[[Mapping[str, Any]], Floors | None]
+
+LATENCY_NAMES = ("ttft", "itl", "tpot", "e2el")
+GATE_KEYS = ("gate", "verdicts", "comparison", "ab")  # where verdict lists may live in a case
+CSS = """
+:root { --fg:#1f2933; --muted:#616e7c; --line:#e4e7eb; --bg:#f7f8fa; --card:#fff; --accent:#2f6fb0; }
+* { box-sizing: border-box; }
+body { margin:0; font:14px/1.45 -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif;
+       color:var(--fg); background:var(--bg); }
+main { max-width: 1320px; margin: 0 auto; padding: 20px 24px 60px; }
+header.run { background:#102a43; color:#f0f4f8; padding:18px 24px; }
+header.run h1 { margin:0 0 4px; font-size:22px; font-weight:600; }
+header.run .sub { color:#bcccdc; font-size:13px; }
+h2 { font-size:18px; margin:0 0 6px; word-break: break-all; }
+h3 { font-size:14.5px; margin:22px 0 8px; color:#334e68; border-bottom:1px solid var(--line); padding-bottom:3px; }
+section.card { background:var(--card); border:1px solid var(--line); border-radius:8px; padding:18px 20px;
+               margin:18px 0; box-shadow:0 1px 2px rgba(16,42,67,.05); }
+table { border-collapse:collapse; font-size:12.5px; margin:4px 0 8px; }
+th, td { padding:4px 7px; border-bottom:1px solid var(--line); text-align:right; white-space:nowrap; }
+th { background:#f0f4f8; color:#334e68; font-weight:600; }
+td.l, th.l { text-align:left; }
+tbody tr:nth-child(even) td { background:#fafbfc; }
+.kv td { text-align:left; } .kv td:first-child { color:var(--muted); }
+.badge { display:inline-block; padding:1px 8px; border-radius:10px; font-size:11.5px; font-weight:600;
+         background:#e4e7eb; color:#334e68; margin-right:4px; }
+.s-OK, .v-OK { background:#def7ec; color:#03543f; } .s-DEGRADED, .v-INCONCLUSIVE { background:#fdf6b2; color:#723b13; }
+.s-SATURATED { background:#e1effe; color:#1e429f; } .s-FAILING, .v-REGRESSED { background:#fde8e8; color:#9b1c1c; }
+.meta { color:var(--muted); font-size:12.5px; margin:2px 0 10px; word-break: break-all; }
+.grid { display:grid; grid-template-columns: repeat(auto-fit, minmax(560px, 1fr)); gap:12px; }
+.grid img { width:100%; height:auto; } img.wide { max-width:100%; height:auto; }
+.grid img, img.wide { border:1px solid var(--line); border-radius:6px; background:#fff; }
+.pm { display:block; color:var(--muted); font-size:10.5px; line-height:1.1; }
+.note { color:var(--muted); font-size:12px; margin:4px 0; }
+.scroll { overflow-x:auto; }
+details summary { cursor:pointer; color:var(--accent); margin-top:14px; }
+pre { background:#f0f4f8; padding:10px; border-radius:6px; font-size:11.5px; overflow-x:auto; }
+nav.toc a { color:var(--accent); text-decoration:none; } nav.toc td { text-align:left; }
+"""
+
+
+def esc(x: Any) -> str:
+    return html.escape("" if x is None else str(x), quote=True)
+
+
+def fmt(x: Any, digits: int = 3) -> str:
+    """Numbers for humans: thousands separators for big ones, 3 significant digits otherwise, n/a for gaps."""
+    if x is None:
+        return "n/a"
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return esc(x)
+    if not math.isfinite(x):
+        return "n/a"
+    if abs(x) >= 1000:
+        return f"{x:,.0f}"
+    return f"{x:.{digits}g}"
+
+
+def ci_text(s: Mapping[str, Any] | None) -> str:
+    if not s:
+        return "n/a"
+    lo, hi, mean = s.get("ci_low"), s.get("ci_high"), s.get("mean")
+    if lo is None or hi is None or not (math.isfinite(lo) and math.isfinite(hi)):
+        return f"{fmt(mean)} <span class=note>(n={esc(s.get('n'))}, no CI)</span>"
+    return f'{fmt(mean)}<span class="pm">± {fmt((hi - lo) / 2)}</span>'
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[str]], left: int = 1, cls: str = "") -> str:
+    """Cells are pre-escaped HTML; the first ``left`` columns are left-aligned (labels)."""
+    head = "".join(f'<th class="{"l" if i < left else ""}">{h}</th>' for i, h in enumerate(headers))
+    body = "".join(
+        "<tr>" + "".join(f'<td class="{"l" if i < left else ""}">{c}</td>' for i, c in enumerate(r)) + "</tr>"
+        for r in rows
+    )
+    return f'<div class="scroll"><table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+
+
+def img(uri: str, alt: str, cls: str = "") -> str:
+    return f'<img class="{cls}" alt="{esc(alt)}" src="{uri}">'
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Reading a case
+
+
+def levels_of(case: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The case's load levels in sweep order (union over starts, a start that stopped early has fewer)."""
+    seen: dict[str, dict[str, Any]] = {}
+    for start in case.get("starts") or []:
+        for lv in start.get("levels") or []:
+            seen.setdefault(str(lv.get("label")), {"label": lv.get("label"), "concurrency": lv.get("concurrency"),
+                                                    "rate": lv.get("rate")})
+    return list(seen.values())
+
+
+def is_multi(case: Mapping[str, Any]) -> bool:
+    return len(levels_of(case)) > 1
+
+
+def stat(case: Mapping[str, Any], label: str | None, metric: str) -> dict[str, Any] | None:
+    """Statistics of ``metric`` at level ``label``: keys are ``<label>/<metric>`` in sweeps, plain otherwise."""
+    stats = case.get("stats") or {}
+    if label is not None and f"{label}/{metric}" in stats:
+        return stats[f"{label}/{metric}"]
+    return stats.get(metric) if not is_multi(case) else None
+
+
+def mean_of(case: Mapping[str, Any], label: str | None, metric: str) -> float | None:
+    s = stat(case, label, metric)
+    return s.get("mean") if s else None
+
+
+def level_summaries(case: Mapping[str, Any], label: str) -> list[tuple[int, dict[str, Any]]]:
+    out = []
+    for start in case.get("starts") or []:
+        for lv in start.get("levels") or []:
+            if lv.get("label") == label:
+                out.append((int(start.get("index", len(out))), lv))
+    return out
+
+
+def server_metrics_of(level: Mapping[str, Any]) -> dict[str, Any]:
+    return level.get("server_metrics") or (level.get("summary") or {}).get("server_metrics") or {}
+
+
+def level_statuses(case: Mapping[str, Any]) -> list[LevelStatus]:
+    levels = levels_of(case)
+    points = []
+    for lv in levels:
+        label = lv["label"]
+        thr = mean_of(case, label, "total_token_throughput") or mean_of(case, label, "output_throughput")
+        success = mean_of(case, label, "success_rate")
+        points.append(LevelPoint(label, lv.get("concurrency"), 1.0 if success is None else success,
+                                 mean_of(case, label, "e2el_p99_ms"), thr))
+    return classify_levels(points, str((case.get("load") or {}).get("profile", "concurrent")))
+
+
+def gate_rows(case: Mapping[str, Any]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for key in GATE_KEYS:
+        value = case.get(key)
+        if isinstance(value, list):
+            rows += [r for r in value if isinstance(r, Mapping)]
+        elif isinstance(value, Mapping) and isinstance(value.get("verdicts"), list):
+            rows += [r for r in value["verdicts"] if isinstance(r, Mapping)]
+    return rows
+
+
+def badge(text: str, kind: str = "") -> str:
+    return f'<span class="badge {esc(kind)}">{esc(text)}</span>'
+
+
+def anchor(case: Mapping[str, Any]) -> str:
+    return "case-" + "".join(ch if ch.isalnum() else "-" for ch in str(case.get("id", "")))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Sections
+
+
+def render_header(doc: Mapping[str, Any]) -> str:
+    env = doc.get("environment") or {}
+    fingerprint = env.get("fingerprint") if isinstance(env.get("fingerprint"), Mapping) else None
+    rows = [(esc(k), esc(json.dumps(v) if isinstance(v, (list, dict)) else v))
+            for k, v in env.items() if k != "fingerprint"]
+    parts = [
+        '<header class="run"><h1>servegate report</h1><div class="sub">'
+        f"created {esc(doc.get('created'))} · servegate {esc(doc.get('servegate_version'))} · "
+        f"schema {esc(doc.get('schema_version'))} · {len(doc.get('cases') or [])} case(s)</div></header><main>"
+    ]
+    card = ['<section class="card" id="run"><h2>Run</h2>']
+    if fingerprint:
+        card.append("<h3>Fingerprint</h3>" + table(["field", "value"], [(esc(k), esc(v)) for k, v in
+                                                                         fingerprint.items()], 2, "kv"))
+    if rows:
+        card.append("<h3>Environment</h3>" + table(["field", "value"], rows, 2, "kv"))
+    card.append(render_overview(doc))
+    card.append("</section>")
+    return "".join(parts + card)
+
+
+def render_overview(doc: Mapping[str, Any]) -> str:
+    rows = []
+    for case in doc.get("cases") or []:
+        levels = levels_of(case)
+        last = levels[-1]["label"] if levels else None
+        statuses = level_statuses(case) if levels else []
+        gates = gate_rows(case)
+        counts = {v: sum(1 for g in gates if g.get("verdict") == v) for v in ("REGRESSED", "INCONCLUSIVE", "OK")}
+        gate = " ".join(badge(f"{n} {v}", f"v-{v}") for v, n in counts.items() if n) or '<span class="note">—</span>'
+        rows.append((
+            f'<a href="#{anchor(case)}">{esc(case.get("id"))}</a>',
+            esc(case.get("hardware")),
+            esc(case.get("arm") or ""),
+            str(len(case.get("starts") or [])),
+            str(len(levels)),
+            ci_text(stat(case, last, "output_throughput")),
+            " ".join(badge(s.status, f"s-{s.status}") for s in statuses[-1:]),
+            gate,
+        ))
+    headers = ["case", "hardware", "arm", "starts", "levels", "output tok/s (last level)", "status", "gate"]
+    return '<h3>Cases</h3><nav class="toc">' + table(headers, rows, 3) + "</nav>"
+
+
+def render_case(case: Mapping[str, Any], floors: Floors | None) -> str:
+    server = case.get("server") or {}
+    load = case.get("load") or {}
+    starts = case.get("starts") or []
+    levels = levels_of(case)
+    badges = [badge(case.get("hardware") or "?"), badge(f"suite {case.get('suite')}"), badge(f"{len(starts)} starts")]
+    if case.get("arm"):
+        badges.append(badge(f"arm {case['arm']}", "s-SATURATED"))
+    quant = server.get("quantization") or server.get("dtype")
+    meta = (
+        f"model {esc(server.get('model'))} · {esc(quant)} · TP {esc(server.get('tensor_parallel_size'))} · "
+        f"attention {esc(server.get('attention_backend') or 'default')} · launcher {esc(server.get('launcher'))}"
+        f"{' · image ' + esc(server.get('image')) if server.get('image') else ''}<br>"
+        f"load {esc(load.get('profile'))} · {esc(load.get('num_requests'))} requests · "
+        f"{fmt(load.get('prompt_tokens'))} in / {fmt(load.get('output_tokens'))} out tokens · "
+        f"levels {esc(', '.join(str(lv['label']) for lv in levels))}"
+    )
+    parts = [f'<section class="card" id="{anchor(case)}"><h2>{esc(case.get("id"))}</h2>{"".join(badges)}'
+             f'<div class="meta">{meta}</div>']
+    statuses = level_statuses(case) if levels else []
+    if len(levels) > 1:
+        parts += [render_level_table(case, levels, statuses), render_sweep_plots(case, levels, statuses, floors)]
+    elif levels:
+        parts += [render_single(case, levels[0], statuses[0] if statuses else None)]
+    parts += [
+        render_distributions(case, levels),
+        render_gate(case),
+        render_floor(case, levels, floors),
+        render_server_metrics(case, levels),
+        render_startup(case),
+        render_telemetry(case),
+        render_config(case),
+        "</section>",
+    ]
+    return "".join(parts)
+
+
+def render_level_table(case: Mapping[str, Any], levels: list[dict[str, Any]], statuses: list[LevelStatus]) -> str:
+    onset = saturation_onset([mean_of(case, lv["label"], "total_token_throughput") for lv in levels])
+    rows = []
+    for i, (lv, st) in enumerate(zip(levels, statuses, strict=True)):
+        label = lv["label"]
+        sat = " " + badge("saturation onset", "s-SATURATED") if onset == i else ""
+        rows.append((
+            esc(label),
+            esc(lv.get("concurrency") if lv.get("concurrency") is not None else f"{lv.get('rate')} req/s"),
+            esc(st.phase),
+            badge(st.status, f"s-{st.status}") + sat,
+            ci_text(stat(case, label, "total_token_throughput")),
+            ci_text(stat(case, label, "output_throughput")),
+            fmt(st.gain_vs_previous),
+            ci_text(stat(case, label, "ttft_median_ms")),
+            ci_text(stat(case, label, "ttft_p99_ms")),
+            ci_text(stat(case, label, "itl_median_ms")),
+            ci_text(stat(case, label, "itl_p99_ms")),
+            ci_text(stat(case, label, "e2el_p99_ms")),
+            fmt(st.p99_vs_baseline),
+            ci_text(stat(case, label, "success_rate")),
+        ))
+    headers = ["level", "conc.", "phase", "status", "total tok/s", "output tok/s", "gain ×prev", "TTFT p50 ms",
+               "TTFT p99 ms", "ITL p50 ms", "ITL p99 ms", "E2EL p99 ms", "p99 ×base", "success"]
+    return (
+        "<h3>Load levels (mean ± 95% t CI over server starts)</h3>"
+        + table(headers, rows, 4)
+        + '<p class="note">Status per seed 003 Table 7, phase-relative (§5.1): FAILING success &lt; 95% (any phase); '
+        "DEGRADED E2EL p99 &gt; 2× the concurrency-1 baseline p99 (SCALING only); SATURATED throughput &lt; 1.05× "
+        "the previous level (SATURATION only); else OK. The saturation-onset marker applies the 1.05× rule to any "
+        "sweep.</p>"
+    )
+
+
+def _series(case: Mapping[str, Any], labels: Sequence[str], metric: str) -> plots.Series:
+    ss = [stat(case, lab, metric) or {} for lab in labels]
+    nan = math.nan
+    return ([s.get("mean", nan) for s in ss], [s.get("ci_low", nan) for s in ss], [s.get("ci_high", nan) for s in ss])
+
+
+def render_sweep_plots(
+    case: Mapping[str, Any], levels: list[dict[str, Any]], statuses: list[LevelStatus], floors: Floors | None
+) -> str:
+    labels = [lv["label"] for lv in levels]
+    by_conc = all(lv.get("concurrency") for lv in levels)
+    x = [float(lv.get("concurrency") if by_conc else (lv.get("rate") or i + 1)) for i, lv in enumerate(levels)]
+    xlabel = "concurrency" if by_conc else "request rate (req/s)"
+    marks = {i: s.status.value for i, s in enumerate(statuses) if s.status.value != "OK"}
+    charts = [
+        plots.sweep_chart(x, {"total tok/s": _series(case, labels, "total_token_throughput"),
+                              "output tok/s": _series(case, labels, "output_throughput")},
+                          "Throughput vs load (95% CI)", "tokens/s", xlabel, markers=marks),
+        plots.sweep_chart(x, {"TTFT p50": _series(case, labels, "ttft_median_ms"),
+                              "TTFT p99": _series(case, labels, "ttft_p99_ms")},
+                          "Time to first token", "ms", xlabel, log_y=True,
+                          floor=floors.prefill_floor_ms if floors else None, floor_label="prefill floor"),
+        plots.sweep_chart(x, {"ITL p50": _series(case, labels, "itl_median_ms"),
+                              "ITL p99": _series(case, labels, "itl_p99_ms")},
+                          "Inter-token latency", "ms", xlabel, log_y=True,
+                          floor=floors.itl_floor_ms if floors else None, floor_label="decode floor"),
+        plots.sweep_chart(x, {"E2EL p50": _series(case, labels, "e2el_median_ms"),
+                              "E2EL p99": _series(case, labels, "e2el_p99_ms")},
+                          "End-to-end request latency", "ms", xlabel, log_y=True),
+    ]
+    return "<h3>Scaling</h3><div class=\"grid\">" + "".join(img(c, "sweep chart") for c in charts) + "</div>"
+
+
+def render_single(case: Mapping[str, Any], level: Mapping[str, Any], status: LevelStatus | None) -> str:
+    label = level["label"]
+    lat: dict[str, list[tuple[str, float, float, float]]] = {}
+    for key, name in (("ttft", "TTFT ms"), ("itl", "ITL ms"), ("tpot", "TPOT ms"), ("e2el", "E2EL ms")):
+        for stat_name, suffix in (("median", "p50"), ("p99", "p99")):
+            s = stat(case, label, f"{key}_{stat_name}_ms")
+            if s:
+                lat.setdefault(name, []).append((suffix, s.get("mean", math.nan), s.get("ci_low", math.nan),
+                                                 s.get("ci_high", math.nan)))
+    thr: dict[str, list[tuple[str, float, float, float]]] = {}
+    for group, metric, name in (("throughput tok/s", "output_throughput", "output"),
+                                ("throughput tok/s", "total_token_throughput", "total"),
+                                ("requests/s", "request_throughput", "req/s")):
+        if s := stat(case, label, metric):
+            thr.setdefault(group, []).append((name, s.get("mean", math.nan), s.get("ci_low", math.nan),
+                                              s.get("ci_high", math.nan)))
+    headline = []
+    values = case.get("values") or {}
+    for metric, s in (case.get("stats") or {}).items():
+        per_start = ", ".join(fmt(v) for v in values.get(metric, []))
+        cov = s.get("cov")
+        headline.append((esc(metric), ci_text(s), fmt(cov * 100 if cov is not None else None) + "%", per_start))
+    status_html = ""
+    if status is not None:
+        status_html = (f'<p>Status: {badge(status.status, f"s-{status.status}")} <span class="note">phase '
+                       f"{esc(status.phase)} (seed 003 Table 7; a single level has no baseline or previous level, "
+                       "so only OK / FAILING can apply)</span></p>")
+    charts = []
+    if lat:
+        charts.append(plots.point_panels(lat, f"Latency at {label}: mean of per-start p50 / p99, 95% CI"))
+    if thr:
+        charts.append(plots.point_panels(thr, f"Throughput at {label} (mean, 95% CI)"))
+    return (
+        status_html
+        + "".join(img(c, "single-level chart", "wide") for c in charts)
+        + "<details><summary>All metrics (mean ± 95% t CI, CoV, per start)</summary>"
+        + table(["metric", "mean ± CI", "CoV", "per start"], headline, 1)
+        + "</details>"
+    )
+
+
+def render_distributions(case: Mapping[str, Any], levels: list[dict[str, Any]]) -> str:
+    """Per-start percentile profiles at the headline level (the last one, as ``StartResult.summary`` defines)."""
+    if not levels:
+        return ""
+    label = levels[-1]["label"]
+    per_start: dict[str, dict[str, dict[str, float]]] = {}
+    for index, lv in level_summaries(case, label):
+        summary = lv.get("summary") or {}
+        by_metric = {}
+        for name in LATENCY_NAMES:
+            d = summary.get(name) or {}
+            pts = {k: v for k, v in (d.get("percentiles") or {}).items() if isinstance(v, (int, float))
+                   and math.isfinite(v)}
+            if pts:
+                by_metric[name] = pts
+        if by_metric:
+            per_start[f"start {index}"] = by_metric
+    if not per_start:
+        return ""
+    uri = plots.per_start_percentiles(per_start, f"Latency distributions per server start at {label}")
+    return "<h3>Latency distributions</h3>" + img(uri, "per-start percentiles", "wide")
+
+
+def render_gate(case: Mapping[str, Any]) -> str:
+    rows = gate_rows(case)
+    if not rows:
+        return ""
+    uri = plots.forest_plot(rows, "Ratio current / reference with CI, by verdict")
+    trs = [(esc(r.get("metric")), fmt(r.get("baseline_mean")), fmt(r.get("current_mean")), fmt(r.get("ratio")),
+            f"[{fmt(r.get('ci_low'))}, {fmt(r.get('ci_high'))}]",
+            badge(r.get("verdict") or "?", f"v-{r.get('verdict')}"), esc(r.get("reason")))
+           for r in rows]
+    headers = ["metric", "reference", "current", "ratio", "CI", "verdict", "reason"]
+    title = "A/B comparison" if case.get("arm") else "Gate"
+    return f"<h3>{title}</h3>" + img(uri, "forest plot", "wide") + table(headers, trs, 1)
+
+
+def render_floor(case: Mapping[str, Any], levels: list[dict[str, Any]], floors: Floors | None) -> str:
+    if floors is None or (floors.itl_floor_ms is None and floors.prefill_floor_ms is None):
+        return ""
+    rows = []
+    for lv in levels:
+        itl = mean_of(case, lv["label"], "itl_median_ms")
+        ttft = mean_of(case, lv["label"], "ttft_median_ms")
+        rows.append((
+            esc(lv["label"]),
+            fmt(itl), fmt(floors.itl_floor_ms),
+            fmt(itl / floors.itl_floor_ms) + "×" if itl and floors.itl_floor_ms else "n/a",
+            fmt(ttft), fmt(floors.prefill_floor_ms),
+            fmt(ttft / floors.prefill_floor_ms) + "×" if ttft and floors.prefill_floor_ms else "n/a",
+        ))
+    basis = (
+        f"decode floor = {fmt(floors.active_params / 1e9)} B active params × {fmt(floors.bytes_per_param)} B/param ÷ "
+        f"({fmt(floors.hbm_tbps)} TB/s × TP {floors.tp}); prefill floor = 2 × active params × "
+        f"{esc(floors.prompt_tokens)} prompt tokens ÷ ({fmt(floors.peak_tflops)} TFLOP/s × TP {floors.tp}). "
+        "Lower bounds (seed 000: 144 GB ÷ 5.3 TB/s ≈ 27 ms); attention, KV reads and scheduling come on top."
+    )
+    headers = ["level", "ITL p50 ms", "decode floor ms", "ITL / floor", "TTFT p50 ms", "prefill floor ms",
+               "TTFT / floor"]
+    return "<h3>Physical floor</h3>" + table(headers, rows, 1) + f'<p class="note">{basis}</p>'
+
+
+def _pick(metrics: Mapping[str, Any], *needles: str) -> Any:
+    for key, value in metrics.items():
+        if all(n in key for n in needles) and isinstance(value, (int, float)):
+            return value
+    return None
+
+
+def render_server_metrics(case: Mapping[str, Any], levels: list[dict[str, Any]]) -> str:
+    per_level: list[tuple[str, list[dict[str, Any]]]] = []
+    for lv in levels:
+        ms = [server_metrics_of(x) for _, x in level_summaries(case, lv["label"])]
+        ms = [m for m in ms if m]
+        if ms:
+            per_level.append((lv["label"], ms))
+    if not per_level:
+        return ""
+    keys: list[str] = []
+    for _, ms in per_level:
+        for m in ms:
+            keys += [k for k, v in m.items() if isinstance(v, (int, float)) and k not in keys]
+    rows = []
+    for label, ms in per_level:
+        cells = []
+        for k in keys:
+            vals = [m[k] for m in ms if isinstance(m.get(k), (int, float))]
+            cells.append(fmt(sum(vals) / len(vals)) if vals else "n/a")
+        rows.append((esc(label), *cells))
+    out = ["<h3>Server-side metrics (vLLM /metrics, mean over starts)</h3>", table(["level", *map(esc, keys)], rows)]
+    charts = []
+    labels = [lab for lab, _ in per_level]
+    kv = [_mean([_pick(m, "kv_cache_usage") for m in ms]) for _, ms in per_level]
+    pre = [_mean([_pick(m, "preempt") for m in ms]) for _, ms in per_level]
+    if any(v is not None for v in kv):
+        charts.append(plots.level_bars(labels, {"peak KV-cache usage %": [100 * v if v is not None else math.nan
+                                                                         for v in kv]},
+                                       "Peak KV-cache usage per level", "% of KV cache"))
+    if any(v is not None for v in pre):
+        charts.append(plots.level_bars(labels, {"preemptions": [v if v is not None else math.nan for v in pre]},
+                                       "Preemptions per level", "count"))
+    lines: dict[str, tuple[list[float], list[float]]] = {}
+    for label, ms in per_level:
+        series = ms[0].get("series") or ms[0].get("timeseries")
+        if isinstance(series, list) and series and isinstance(series[0], Mapping):
+            t = [float(p.get("t", p.get("t_s", i))) for i, p in enumerate(series)]
+            ys = [p.get("kv_cache_usage_perc", p.get("kv_cache_usage")) for p in series]
+            if any(isinstance(y, (int, float)) for y in ys):
+                lines[label] = (t, [100 * y if isinstance(y, (int, float)) else math.nan for y in ys])
+    if lines:
+        charts.append(plots.timeseries(lines, "KV-cache usage over each level's run (first start)", "% of KV cache"))
+    if charts:
+        out.append('<div class="grid">' + "".join(img(c, "server metrics chart") for c in charts) + "</div>")
+    return "".join(out)
+
+
+def _mean(values: Iterable[Any]) -> float | None:
+    vals = [float(v) for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+    return sum(vals) / len(vals) if vals else None
+
+
+STARTUP_FIELDS = (
+    ("vllm_version", "vLLM"),
+    ("time_to_ready_s", "ready s"),
+    ("model_load_s", "weights load s"),
+    ("compile_s", "compile s"),
+    ("engine_init_s", "engine init s"),
+    ("kv_cache_tokens", "KV cache tokens"),
+    ("max_concurrency", "max concurrency"),
+    ("attention_backend", "attention"),
+)
+
+
+def render_startup(case: Mapping[str, Any]) -> str:
+    starts = case.get("starts") or []
+    facts = [(s.get("index", i), s.get("facts") or {}) for i, s in enumerate(starts)]
+    if not any(f for _, f in facts):
+        return ""
+    fields = [(k, n) for k, n in STARTUP_FIELDS if any(f.get(k) is not None for _, f in facts)]
+    rows = [(f"start {esc(i)}", *(fmt(f.get(k)) for k, _ in fields)) for i, f in facts]
+    out = ["<h3>Server start-up</h3>", table(["start", *(n for _, n in fields)], rows)]
+    phases: dict[str, dict[str, float]] = {}
+    for i, f in facts:
+        p = f.get("phases") or (f.get("extra") or {}).get("phases") or f.get("cold_start")
+        if isinstance(p, Mapping):
+            phases[f"start {i}"] = {str(k): float(v) for k, v in p.items() if isinstance(v, (int, float))}
+    if phases:
+        out.append(img(plots.stacked_phases(phases, "Cold-start phases per server start"), "cold-start phases",
+                       "wide"))
+    return "".join(out)
+
+
+def render_telemetry(case: Mapping[str, Any]) -> str:
+    """GPU telemetry samples (utilisation, power, temperature, ...) per start: one chart per quantity."""
+    sources: list[tuple[str, list[Mapping[str, Any]]]] = []
+    case_t = case.get("telemetry")
+    if isinstance(case_t, list):
+        sources.append(("run", case_t))
+    for i, s in enumerate(case.get("starts") or []):
+        t = s.get("telemetry")
+        samples = t.get("samples") if isinstance(t, Mapping) else t
+        if isinstance(samples, list) and samples:
+            sources.append((f"start {s.get('index', i)}", samples))
+    if not sources:
+        return ""
+    quantities: list[str] = []
+    for _, samples in sources:
+        for p in samples:
+            quantities += [k for k, v in p.items() if k not in ("t", "t_s", "time") and isinstance(v, (int, float))
+                           and k not in quantities]
+    charts = []
+    for q in quantities[:6]:
+        lines = {}
+        for name, samples in sources:
+            t = [float(p.get("t", p.get("t_s", i))) for i, p in enumerate(samples)]
+            lines[name] = (t, [p.get(q, math.nan) for p in samples])
+        charts.append(plots.timeseries(lines, f"Telemetry: {q}", q))
+    return "<h3>Telemetry</h3><div class=\"grid\">" + "".join(img(c, "telemetry") for c in charts) + "</div>"
+
+
+def render_config(case: Mapping[str, Any]) -> str:
+    blob = {"server": case.get("server"), "load": case.get("load")}
+    logs = [s.get("log_path") for s in case.get("starts") or [] if s.get("log_path")]
+    return (
+        "<details><summary>Server and load configuration, logs</summary><pre>"
+        + esc(json.dumps(blob, indent=2, default=str))
+        + "</pre>"
+        + "".join(f'<div class="note">log: {esc(p)}</div>' for p in logs)
+        + "</details>"
+    )
+
+
+def render_ab(doc: Mapping[str, Any]) -> str:
+    """Cases with an ``arm``, grouped by ``ab_group`` (or load id): the arms' headline metrics side by side."""
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for case in doc.get("cases") or []:
+        if case.get("arm"):
+            groups.setdefault(str(case.get("ab_group") or case.get("load_id") or "A/B"), []).append(case)
+    out = []
+    metrics = [("output_throughput", "output tok/s"), ("ttft_median_ms", "TTFT p50 ms"),
+               ("itl_median_ms", "ITL p50 ms"), ("e2el_p99_ms", "E2EL p99 ms")]
+    for group, cases in groups.items():
+        arms: dict[str, list[tuple[float, float, float]]] = {}
+        rows = []
+        for case in sorted(cases, key=lambda c: str(c.get("arm"))):
+            last = levels_of(case)[-1]["label"] if levels_of(case) else None
+            triples = []
+            for m, _ in metrics:
+                s = stat(case, last, m) or {}
+                triples.append((s.get("mean", math.nan), s.get("ci_low", math.nan), s.get("ci_high", math.nan)))
+            arms[f"arm {case.get('arm')}"] = triples
+            rows.append((esc(case.get("arm")), f'<a href="#{anchor(case)}">{esc(case.get("id"))}</a>',
+                         *(ci_text(stat(case, last, m)) for m, _ in metrics)))
+        out.append(f"<h3>A/B: {esc(group)}</h3>")
+        out.append(img(plots.arms_chart([n for _, n in metrics], arms, f"{group}: arms, mean with 95% CI"), "arms",
+                       "wide"))
+        out.append(table(["arm", "case", *(n for _, n in metrics)], rows, 2))
+    if not out:
+        return ""
+    return '<section class="card" id="ab"><h2>A/B comparisons</h2>' + "".join(out) + "</section>"
+
+
+def render_html(doc: Mapping[str, Any], floors_for: FloorsFor | None = None) -> str:
+    """The whole report as one string. ``floors_for`` maps a case to its physical floors (default: roofline's)."""
+    floors_for = floors_for or floors_for_case
+    body = [render_header(doc), render_ab(doc)]
+    for case in doc.get("cases") or []:
+        body.append(render_case(case, floors_for(case)))
+    footer = (f'<p class="note">Rendered by servegate at {esc(time.strftime("%Y-%m-%d %H:%M:%S"))}. Means ± 95% t '
+              "CI half-width over independent server starts (design.md).</p></main>")
+    title = f"servegate report {esc(doc.get('created'))}"
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{CSS}</style></head><body>'
+            + "".join(body) + footer + "</body></html>\n")
+
+
+def write_html_report(results_doc: Mapping[str, Any], path: Path, floors_for: FloorsFor | None = None) -> Path:
+    """Atomic, so a CI artifact collector never picks up half a report; returns the path the user should open."""
+    path = Path(path)
+    atomic_write_text(path, render_html(results_doc, floors_for))
+    return path

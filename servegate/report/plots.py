@@ -1,0 +1,264 @@
+"""The report's charts as inline PNG data URIs, so the HTML is one file that opens anywhere without a network.
+
+matplotlib's object API (``Figure`` + Agg canvas) is used instead of pyplot: no global state, no GUI backend, safe
+inside pytest sessions and threads. Every function takes plain numbers and returns a ``data:image/png;base64,...``
+string; non-finite values (an unbounded CI from a single start) are drawn without error bars rather than crashing.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+from collections.abc import Mapping, Sequence
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+
+VERDICT_COLORS = {"REGRESSED": "#c0392b", "OK": "#2e8b57", "INCONCLUSIVE": "#d68910"}
+STATUS_COLORS = {"OK": "#2e8b57", "DEGRADED": "#d68910", "SATURATED": "#2f6fb0", "FAILING": "#c0392b"}
+PALETTE = ["#2f6fb0", "#d35400", "#2e8b57", "#8e44ad", "#c0392b", "#16a085", "#7f8c8d", "#b7950b"]
+DPI = 110
+
+Series = tuple[Sequence[float], Sequence[float], Sequence[float]]  # means, CI lows, CI highs
+
+
+def _fig(width: float = 6.2, height: float = 3.4) -> Figure:
+    fig = Figure(figsize=(width, height), dpi=DPI)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _style(ax: object) -> None:
+    ax.grid(True, color="#e5e7eb", linewidth=0.8)  # type: ignore[attr-defined]
+    ax.set_axisbelow(True)  # type: ignore[attr-defined]
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)  # type: ignore[attr-defined]
+    ax.tick_params(labelsize=8.5)  # type: ignore[attr-defined]
+
+
+def to_data_uri(fig: Figure) -> str:
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=DPI, facecolor="white")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _finite(x: float | None) -> bool:
+    return x is not None and math.isfinite(x)
+
+
+def _yerr(means: Sequence[float], lows: Sequence[float], highs: Sequence[float]) -> list[list[float]]:
+    """Asymmetric error bars; zero length where the CI is unbounded (n = 1) so the point still shows."""
+    lo = [m - lo if _finite(lo) and _finite(m) else 0.0 for m, lo in zip(means, lows, strict=True)]
+    hi = [hi - m if _finite(hi) and _finite(m) else 0.0 for m, hi in zip(means, highs, strict=True)]
+    return [lo, hi]
+
+
+def _clean(values: Sequence[float | None]) -> list[float]:
+    return [v if _finite(v) else math.nan for v in values]  # type: ignore[misc]
+
+
+def sweep_chart(
+    x: Sequence[float],
+    series: Mapping[str, Series],
+    title: str,
+    ylabel: str,
+    xlabel: str = "concurrency",
+    floor: float | None = None,
+    floor_label: str = "physical floor",
+    markers: Mapping[int, str] | None = None,
+    log_x: bool = True,
+    log_y: bool = False,
+) -> str:
+    """Metric vs load level with 95% CI bars; optional floor line and per-level status shading.
+
+    ``log_y`` switches to a log axis only when the data spans > 30x, so the low-load levels and a floor line far
+    below them stay visible instead of being squashed onto the x axis by the saturated tail.
+    """
+    fig = _fig()
+    ax = fig.add_subplot()
+    for i, (name, (means, lows, highs)) in enumerate(series.items()):
+        m = _clean(means)
+        ax.errorbar(
+            x, m, yerr=_yerr(m, _clean(lows), _clean(highs)), marker="o", ms=4, capsize=3, lw=1.6,
+            color=PALETTE[i % len(PALETTE)], label=name,
+        )
+    if floor is not None and _finite(floor):
+        ax.axhline(floor, color="#555", ls="--", lw=1.1, label=f"{floor_label} {floor:.3g}")
+    if markers:
+        for idx, status in markers.items():
+            ax.axvspan(
+                x[idx] / 1.25 if log_x else x[idx] - 0.4, x[idx] * 1.25 if log_x else x[idx] + 0.4,
+                color=STATUS_COLORS.get(status, "#999"), alpha=0.10, lw=0,
+            )
+    finite = [v for _, (means, _lo, _hi) in series.items() for v in _clean(means) if _finite(v) and v > 0]
+    if log_y and finite and max(finite) / min(finite) > 30:
+        ax.set_yscale("log")
+    else:
+        ax.set_ylim(bottom=0)
+    if log_x and all(v > 0 for v in x):
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(list(x), [f"{v:g}" for v in x])
+    ax.set_title(title, fontsize=10.5, loc="left")
+    ax.set_xlabel(xlabel, fontsize=9)
+    ax.set_ylabel(ylabel, fontsize=9)
+    _style(ax)
+    handles, _labels = ax.get_legend_handles_labels()
+    for status in dict.fromkeys((markers or {}).values()):
+        handles.append(Patch(color=STATUS_COLORS.get(status, "#999"), alpha=0.25, label=status))
+    ax.legend(handles=handles, fontsize=8, frameon=False)
+    return to_data_uri(fig)
+
+
+def _num(x: float) -> str:
+    return f"{x:,.0f}" if abs(x) >= 1000 else f"{x:.3g}"
+
+
+def point_panels(groups: Mapping[str, Sequence[tuple[str, float, float, float]]], title: str) -> str:
+    """Single-level cases: per metric a panel of points with 95% CIs, since a line through one level would be a lie.
+
+    One panel per quantity keeps a 10 ms ITL readable next to a 2 s E2EL, which a shared axis would flatten.
+    """
+    groups = {k: v for k, v in groups.items() if v}
+    fig = _fig(3.1 * max(1, len(groups)), 2.8)
+    for k, (name, rows) in enumerate(groups.items()):
+        ax = fig.add_subplot(1, len(groups), k + 1)
+        means = _clean([r[1] for r in rows])
+        xs = list(range(len(rows)))
+        err = _yerr(means, _clean([r[2] for r in rows]), _clean([r[3] for r in rows]))
+        ax.errorbar(xs, means, yerr=err, fmt="o", ms=6, capsize=6, color=PALETTE[k % 8], lw=1.6)
+        for xi, m in zip(xs, means, strict=True):
+            if _finite(m):
+                ax.annotate(_num(m), (xi, m), textcoords="offset points", xytext=(9, 0), va="center", fontsize=8)
+        ax.set_xticks(xs, [r[0] for r in rows])
+        ax.set_xlim(-0.6, len(rows) - 0.1)
+        ax.set_ylim(bottom=0, top=max([m for m in means if _finite(m)] + [0]) * 1.25 or 1)
+        ax.set_title(name, fontsize=9.5, loc="left")
+        _style(ax)
+    fig.suptitle(title, fontsize=10.5, x=0.01, ha="left")
+    return to_data_uri(fig)
+
+
+def per_start_percentiles(per_start: Mapping[str, Mapping[str, Mapping[str, float]]], title: str) -> str:
+    """Small multiples, one per latency metric: each start's distribution as its percentile profile.
+
+    ``per_start`` maps start label -> metric -> {"mean": .., "p50": .., "p99": ..}. Starts that disagree show up as
+    separated lines, which is the restart-to-restart variance the CI is built from.
+    """
+    metrics = sorted({m for d in per_start.values() for m in d}, key=["ttft", "itl", "tpot", "e2el"].index)
+    fig = _fig(12.4, 2.9)
+    for k, metric in enumerate(metrics):
+        ax = fig.add_subplot(1, len(metrics), k + 1)
+        for i, (start, by_metric) in enumerate(per_start.items()):
+            points = by_metric.get(metric, {})
+            names = [n for n in ("p50", "p90", "p95", "p99", "p99_9") if n in points]
+            ax.plot(names, [points[n] for n in names], marker="o", ms=3.5, lw=1.3, color=PALETTE[i % 8], label=start)
+        ax.set_title(f"{metric.upper()} (ms)", fontsize=9.5, loc="left")
+        ax.set_ylim(bottom=0)
+        _style(ax)
+        if k == 0:
+            ax.legend(fontsize=7.5, frameon=False, loc="best")
+    fig.suptitle(title, fontsize=10.5, x=0.01, ha="left")
+    return to_data_uri(fig)
+
+
+def forest_plot(rows: Sequence[Mapping[str, object]], title: str, tolerance: float | None = None) -> str:
+    """Ratio CIs ("> 1 means worse") per gated metric, coloured by verdict: the whole gate at one glance."""
+    fig = _fig(9.0, 1.1 + 0.4 * len(rows))
+    ax = fig.add_subplot()
+    y = list(range(len(rows)))[::-1]
+    for yi, row in zip(y, rows, strict=True):
+        ratio = float(row.get("ratio") or math.nan)  # type: ignore[arg-type]
+        lo = float(row.get("ci_low") if row.get("ci_low") is not None else math.nan)  # type: ignore[arg-type]
+        hi = float(row.get("ci_high") if row.get("ci_high") is not None else math.nan)  # type: ignore[arg-type]
+        color = VERDICT_COLORS.get(str(row.get("verdict")), "#7f8c8d")
+        if _finite(lo) and _finite(hi):
+            ax.plot([lo, hi], [yi, yi], color=color, lw=2.4, solid_capstyle="butt")
+        ax.plot([ratio], [yi], marker="D", ms=6, color=color)
+    ax.axvline(1.0, color="#333", lw=1)
+    if tolerance:
+        ax.axvline(1.0 + tolerance, color="#999", lw=1, ls=":")
+    ax.set_yticks(y, [str(r.get("label") or r.get("metric")) for r in rows], fontsize=8.5)
+    ax.set_ylim(-0.7, len(rows) - 0.3)
+    ax.set_xlabel("ratio current / reference  (> 1 is worse)", fontsize=9)
+    ax.set_title(title, fontsize=10.5, loc="left")
+    handles = [Line2D([], [], color=c, marker="D", lw=2, label=v) for v, c in VERDICT_COLORS.items()]
+    ax.legend(handles=handles, fontsize=8, frameon=False, loc="best")
+    _style(ax)
+    return to_data_uri(fig)
+
+
+def stacked_phases(rows: Mapping[str, Mapping[str, float]], title: str) -> str:
+    """Cold-start phases per server start as stacked bars: where the minutes before the first token go."""
+    phases: list[str] = []
+    for d in rows.values():
+        phases += [p for p in d if p not in phases]
+    fig = _fig(9.0, 1.1 + 0.42 * len(rows))
+    ax = fig.add_subplot()
+    labels = list(rows)
+    y = list(range(len(labels)))[::-1]
+    left = [0.0] * len(labels)
+    for i, phase in enumerate(phases):
+        widths = [float(rows[lab].get(phase) or 0.0) for lab in labels]
+        ax.barh(y, widths, left=left, color=PALETTE[i % 8], label=phase, height=0.6)
+        left = [a + b for a, b in zip(left, widths, strict=True)]
+    ax.set_yticks(y, labels)
+    ax.set_xlabel("seconds", fontsize=9)
+    ax.set_title(title, fontsize=10.5, loc="left")
+    ax.legend(fontsize=8, frameon=False, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    _style(ax)
+    return to_data_uri(fig)
+
+
+def timeseries(lines: Mapping[str, tuple[Sequence[float], Sequence[float]]], title: str, ylabel: str) -> str:
+    """Server gauges or telemetry over time, one line per (level or start, quantity)."""
+    fig = _fig()
+    ax = fig.add_subplot()
+    for i, (name, (t, v)) in enumerate(lines.items()):
+        ax.plot(list(t), _clean(list(v)), lw=1.3, color=PALETTE[i % 8], label=name)
+    ax.set_title(title, fontsize=10.5, loc="left")
+    ax.set_xlabel("seconds into the run", fontsize=9)
+    ax.set_ylabel(ylabel, fontsize=9)
+    ax.set_ylim(bottom=0)
+    _style(ax)
+    if len(lines) <= 10:
+        ax.legend(fontsize=7.5, frameon=False, ncol=2)
+    return to_data_uri(fig)
+
+
+def level_bars(labels: Sequence[str], bars: Mapping[str, Sequence[float]], title: str, ylabel: str) -> str:
+    """Per-level bars (peak KV-cache usage, preemptions): categorical, so gaps in a sweep stay honest."""
+    fig = _fig()
+    ax = fig.add_subplot()
+    n = max(1, len(bars))
+    width = 0.8 / n
+    for i, (name, vals) in enumerate(bars.items()):
+        xs = [j + (i - (n - 1) / 2) * width for j in range(len(labels))]
+        ax.bar(xs, _clean(list(vals)), width=width, color=PALETTE[i % 8], label=name)
+    ax.set_xticks(range(len(labels)), labels)
+    ax.set_title(title, fontsize=10.5, loc="left")
+    ax.set_ylabel(ylabel, fontsize=9)
+    _style(ax)
+    if len(bars) > 1:
+        ax.legend(fontsize=8, frameon=False)
+    return to_data_uri(fig)
+
+
+def arms_chart(metrics: Sequence[str], arms: Mapping[str, Sequence[tuple[float, float, float]]], title: str) -> str:
+    """A/B arms side by side, one panel per metric, mean with 95% CI: the ablation as seed 003 Table 26 shows it."""
+    fig = _fig(3.0 * max(1, len(metrics)), 2.9)
+    for k, metric in enumerate(metrics):
+        ax = fig.add_subplot(1, len(metrics), k + 1)
+        names = list(arms)
+        means = _clean([arms[a][k][0] for a in names])
+        err = _yerr(means, _clean([arms[a][k][1] for a in names]), _clean([arms[a][k][2] for a in names]))
+        ax.bar(range(len(names)), means, color=[PALETTE[i % 8] for i in range(len(names))], width=0.6, alpha=0.85)
+        ax.errorbar(range(len(names)), means, yerr=err, fmt="none", ecolor="#222", capsize=5, lw=1.3)
+        ax.set_xticks(range(len(names)), names)
+        ax.set_title(metric, fontsize=9.5, loc="left")
+        _style(ax)
+    fig.suptitle(title, fontsize=10.5, x=0.01, ha="left")
+    return to_data_uri(fig)

@@ -1,0 +1,298 @@
+"""Regenerate ``synthetic-mi300x-sweep.json``: a SYNTHETIC results document exercising every optional report part.
+
+Nothing in it was measured. Shapes follow ``servegate.results.case_document`` (values and stats are computed with
+the real ``stats_of``); the optional keys other parts of servegate are adding (``gate``, ``server_metrics``,
+``telemetry``, cold-start ``phases``, ``arm``) use the shapes the report renders. Run from the repository root:
+``python tests/data/results/make_synthetic.py``; the output is deterministic (fixed seed, fixed timestamp).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from pathlib import Path
+
+from servegate.results import SCHEMA_VERSION, stats_of
+
+OUT = Path(__file__).with_name("synthetic-mi300x-sweep.json")
+PCTS = (50.0, 90.0, 99.0)
+
+
+def dist(rng: random.Random, median: float, spread: float, count: int) -> dict:
+    p = {"p50": median, "p90": median * (1 + spread), "p99": median * (1 + 2.5 * spread)}
+    return {
+        "mean": median * (1 + spread / 3),
+        "median": median,
+        "std": median * spread,
+        "percentiles": {k: v * rng.uniform(0.98, 1.02) for k, v in p.items()},
+        "count": count,
+    }
+
+
+def summary(rng: random.Random, conc: int, n_req: int, prompt: int, out: int, success: float) -> dict:
+    # A decode-bound server: ITL grows slowly with batch, throughput saturates around 64 concurrent.
+    itl = 6.4 * (1 + conc / 48) * rng.uniform(0.97, 1.03)
+    ttft = (38 + 9 * conc + 40 * max(0, conc - 96)) * rng.uniform(0.95, 1.05)  # queueing past 96
+    e2el = ttft + itl * (out - 1)
+    completed = round(n_req * success)
+    duration = completed * e2el / 1000 / conc
+    out_tps = completed * out / duration
+    return {
+        "num_requests": n_req,
+        "completed": completed,
+        "success_rate": completed / n_req,
+        "outcomes": {"ok": completed, **({"timeout": n_req - completed} if completed < n_req else {})},
+        "duration_s": duration,
+        "total_input_tokens": completed * prompt,
+        "total_output_tokens": completed * out,
+        "request_throughput": completed / duration,
+        "output_throughput": out_tps,
+        "total_token_throughput": completed * (prompt + out) / duration,
+        "goodput": None,
+        "ttft": dist(rng, ttft, 0.35, completed),
+        "itl": dist(rng, itl, 0.12, completed * (out - 1)),
+        "tpot": dist(rng, itl * 1.01, 0.08, completed),
+        "e2el": dist(rng, e2el, 0.2, completed),
+        "max_send_lag_ms": 0.4,
+        "max_loop_lag_ms": 1.2,
+        "stopped_early": None,
+        "first_errors": [] if completed == n_req else ["#17 timeout: no chunk for 300 s"],
+        "server_metrics": server_metrics(rng, conc, completed, prompt, out, duration),
+    }
+
+
+def server_metrics(rng: random.Random, conc: int, completed: int, prompt: int, out: int, duration: float) -> dict:
+    kv_peak = min(1.0, conc * (prompt + out) / 160_000 * rng.uniform(0.95, 1.05))
+    preempt = max(0, round((conc - 48) * 1.5 * rng.uniform(0.8, 1.2)))
+    steps = 12
+    series = [
+        {
+            "t": round(duration * i / (steps - 1), 2),
+            "kv_cache_usage_perc": kv_peak * math.sin(math.pi * min(1.0, 1.4 * i / (steps - 1))) ** 0.5,
+            "num_requests_running": min(conc, 256),
+            "num_requests_waiting": max(0, conc - 96) if 0 < i < steps - 1 else 0,
+        }
+        for i in range(steps)
+    ]
+    return {
+        "kv_cache_usage_perc_peak": kv_peak,
+        "num_requests_running_peak": min(conc, 256),
+        "num_requests_waiting_peak": max(0, conc - 96),
+        "num_preemptions": preempt,
+        "prompt_tokens": completed * prompt,
+        "generation_tokens": completed * out,
+        "series": series,
+    }
+
+
+def facts(rng: random.Random, cold: bool) -> dict:
+    load = 6.2 * rng.uniform(0.9, 1.1) + (41.0 if cold else 0.0)
+    comp = 22.0 * rng.uniform(0.9, 1.1) if cold else 3.1 * rng.uniform(0.9, 1.1)
+    graphs = 9.5 * rng.uniform(0.9, 1.1)
+    kv = 2.1
+    return {
+        "vllm_version": "0.14.1",
+        "engine_init_s": comp + graphs + kv,
+        "kv_cache_tokens": 1_184_512,
+        "max_concurrency": 72.3,
+        "attention_backend": "ROCM_AITER_FA",
+        "model_load_s": load,
+        "compile_s": comp,
+        "time_to_ready_s": load + comp + graphs + kv + 4.0,
+        "extra": {},
+        "phases": {
+            "process start": 4.0,
+            "weight load": load,
+            "torch.compile": comp,
+            "cuda graphs": graphs,
+            "kv cache init": kv,
+        },
+    }
+
+
+def values_of(starts: list[dict]) -> dict[str, list[float]]:
+    flat: dict[str, list[float]] = {}
+    for st in starts:
+        multi = len(st["levels"]) > 1
+        for lv in st["levels"]:
+            s = lv["summary"]
+            row = {k: s[k] for k in ("request_throughput", "output_throughput", "total_token_throughput")}
+            row["success_rate"] = s["success_rate"]
+            for name in ("ttft", "itl", "tpot", "e2el"):
+                row[f"{name}_mean_ms"] = s[name]["mean"]
+                row[f"{name}_median_ms"] = s[name]["median"]
+                for p, v in s[name]["percentiles"].items():
+                    row[f"{name}_{p}_ms"] = v
+            for k, v in row.items():
+                flat.setdefault(f"{lv['label']}/{k}" if multi else k, []).append(v)
+    return flat
+
+
+def server(model: str, name: str, env: dict[str, str]) -> dict:
+    return {
+        "model": model,
+        "name": name,
+        "served_model_name": None,
+        "tokenizer": None,
+        "dtype": "bfloat16",
+        "quantization": None,
+        "kv_cache_dtype": None,
+        "attention_backend": "ROCM_AITER_FA",
+        "tensor_parallel_size": 1,
+        "max_model_len": 8192,
+        "max_num_seqs": 256,
+        "max_num_batched_tokens": None,
+        "block_size": None,
+        "load_format": None,
+        "enforce_eager": False,
+        "kv_cache_memory_bytes": None,
+        "extra_args": [],
+        "env": {"HF_TOKEN": "***", **env},
+        "launcher": "docker",
+        "image": "rocm/vllm:rocm7.0_vllm_0.14.1",
+        "url": None,
+        "startup_timeout_s": 900,
+    }
+
+
+def load(profile: str, levels: list[int], n: int, prompt: int, out: int) -> dict:
+    return {
+        "name": "",
+        "profile": profile,
+        "num_requests": n,
+        "concurrency": levels[-1],
+        "rate": None,
+        "burstiness": 1.0,
+        "concurrency_levels": levels if len(levels) > 1 else [],
+        "prompt_tokens": prompt,
+        "output_tokens": out,
+        "shared_prefix_tokens": 0,
+        "endpoint": "completions",
+        "ignore_eos": True,
+        "temperature": 0.0,
+        "seed": 0,
+        "warmup_requests": 4,
+        "max_seconds": 600.0,
+        "request_timeout_s": 300.0,
+        "cooldown_s": 3.0,
+        "percentiles": list(PCTS),
+        "slo": {"ttft_ms": None, "tpot_ms": None, "e2el_ms": None},
+    }
+
+
+def case(rng: random.Random, case_id: str, srv: dict, ld: dict, restarts: int, speed: float, **extra: object) -> dict:
+    levels = ld["concurrency_levels"] or [ld["concurrency"]]
+    starts = []
+    for i in range(restarts):
+        lvls = []
+        for c in levels:
+            success = 0.93 if c >= 128 else 1.0
+            s = summary(rng, c, max(32, 4 * c), ld["prompt_tokens"], ld["output_tokens"], success)
+            for key in ("request_throughput", "output_throughput", "total_token_throughput"):
+                s[key] *= speed
+            lvls.append({"label": f"c{c}", "concurrency": c, "rate": None, "summary": s})
+        telemetry = [
+            {"t": float(t), "gpu_util_pct": min(100.0, 35 + t * 2.5), "power_w": 310 + t * 9.0, "temp_c": 48 + t * 0.6}
+            for t in range(0, 30, 3)
+        ]
+        starts.append(
+            {
+                "index": i,
+                "facts": facts(rng, cold=i == 0),
+                "levels": lvls,
+                "warmup_s": 1.8,
+                "log_path": f"results/logs/{srv['name']}-{i}.log",
+                "telemetry": telemetry,
+            }
+        )
+    values = values_of(starts)
+    return {
+        "id": case_id,
+        "suite": "serving",
+        "hardware": "mi300x",
+        "server": srv,
+        "server_id": case_id.split("/")[1],
+        "load": ld,
+        "load_id": case_id.split("/")[2],
+        "starts": starts,
+        "values": values,
+        "stats": stats_of(values),
+        **extra,
+    }
+
+
+def verdict(metric: str, base: float, cur: float, half: float, verdict: str, reason: str) -> dict:
+    ratio = cur / base
+    return {
+        "metric": metric,
+        "baseline_mean": base,
+        "current_mean": cur,
+        "ratio": ratio,
+        "ci_low": ratio * math.exp(-half),
+        "ci_high": ratio * math.exp(half),
+        "verdict": verdict,
+        "reason": reason,
+    }
+
+
+def main() -> None:
+    rng = random.Random(20261123)
+    model = "meta-llama/Llama-3.1-8B-Instruct"
+    sweep = case(
+        rng,
+        "mi300x/Llama-3.1-8B-Instruct-bfloat16-ROCM_AITER_FA/sweep-in512-out128",
+        server(model, "Llama-3.1-8B-Instruct", {"VLLM_ROCM_USE_AITER": "1"}),
+        load("sweep", [1, 2, 4, 8, 16, 32, 64, 128], 256, 512, 128),
+        3,
+        1.0,
+        gate=[
+            verdict("c64/output_throughput", 5210.0, 5032.0, 0.021, "OK", "ratio CI upper 1.06 ≤ 1.05? no: within δ"),
+            verdict("c64/ttft_p99_ms", 610.0, 701.0, 0.04, "REGRESSED", "ratio 1.15, CI [1.10, 1.20] > 1.05"),
+            verdict("c1/itl_median_ms", 6.61, 6.70, 0.05, "INCONCLUSIVE", "CI [0.96, 1.07] spans 1.05; n≈6 settles"),
+            verdict("c8/e2el_p99_ms", 1210.0, 1187.0, 0.018, "OK", "ratio CI upper 1.00 ≤ 1.05"),
+        ],
+    )
+    arms = []
+    for arm, flag, speed in (("A", "0", 1.0), ("B", "1", 1.04)):
+        arms.append(
+            case(
+                rng,
+                f"mi300x/Llama-3.1-8B-Instruct-bfloat16-AITER={flag}/c32-in512-out128",
+                server(model, "Llama-3.1-8B-Instruct", {"VLLM_ROCM_USE_AITER": flag}),
+                load("concurrent", [32], 128, 512, 128),
+                5,
+                speed,
+                arm=arm,
+                ab_group="aiter-ablation",
+            )
+        )
+    arms[1]["gate"] = [
+        verdict("output_throughput", 2490.0, 2590.0, 0.03, "OK", "B vs A: 4% faster, CI within δ"),
+        verdict("itl_p99_ms", 9.1, 10.2, 0.09, "INCONCLUSIVE", "B vs A: CI [1.02, 1.23] spans 1.05"),
+    ]
+    doc = {
+        "schema_version": SCHEMA_VERSION,
+        "servegate_version": "0.1.0",
+        "created": "2026-11-23T08:00:00Z",
+        "environment": {
+            "note": "SYNTHETIC fixture for report tests; nothing here was measured",
+            "argv": ["suites/", "-m", "mi300x"],
+            "fingerprint": {
+                "gpu": "AMD Instinct MI300X",
+                "gfx": "gfx942",
+                "gpu_count": 8,
+                "rocm": "7.0.0",
+                "driver": "6.12.12",
+                "vllm": "0.14.1",
+                "image_digest": "sha256:0000000000000000000000000000000000000000000000000000000000000000",
+            },
+        },
+        "cases": [sweep, *arms],
+    }
+    OUT.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+    print(OUT)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""Physical floors against seed 000's worked example and the arithmetic's scaling laws."""
+
+from __future__ import annotations
+
+import pytest
+
+from servegate.roofline import bytes_per_param, decode_itl_floor_s, floors_for_case, prefill_floor_s
+
+
+def test_seed_000_72b_bf16_on_one_mi300x_is_about_27_ms() -> None:
+    # "144GB of weights divided by 5.3 TB/s bandwidth equals roughly 27ms per token"
+    floor_ms = decode_itl_floor_s(72e9, bytes_per_param("bfloat16"), 5.3) * 1000
+    assert floor_ms == pytest.approx(144e9 / 5.3e12 * 1000)
+    assert 26.5 < floor_ms < 27.5
+
+
+def test_tensor_parallel_divides_the_decode_floor() -> None:
+    one = decode_itl_floor_s(70e9, 2, 5.3, tp=1)
+    assert decode_itl_floor_s(70e9, 2, 5.3, tp=8) == pytest.approx(one / 8)
+
+
+def test_precision_scales_the_floor() -> None:
+    bf16 = decode_itl_floor_s(37e9, bytes_per_param("auto"), 6.0)
+    fp8 = decode_itl_floor_s(37e9, bytes_per_param("auto", "fp8"), 6.0)
+    fp4 = decode_itl_floor_s(37e9, bytes_per_param(None, "mxfp4"), 6.0)
+    assert fp8 == pytest.approx(bf16 / 2) and fp4 == pytest.approx(bf16 / 4)
+
+
+def test_unknown_width_is_none_not_a_guess() -> None:
+    assert bytes_per_param("auto", "compressed-tensors") is None
+    assert bytes_per_param("weird-dtype") is None
+
+
+def test_prefill_floor_is_two_flops_per_param_token() -> None:
+    s = prefill_floor_s(8e9, 512, 1307.4)
+    assert s == pytest.approx(2 * 8e9 * 512 / 1307.4e12)
+    assert prefill_floor_s(8e9, 1024, 1307.4) == pytest.approx(2 * s)
+
+
+@pytest.mark.parametrize("args", [(0, 2, 5.3), (1e9, 2, 0), (1e9, 2, 5.3, 0)])
+def test_nonsense_inputs_raise(args: tuple) -> None:
+    with pytest.raises(ValueError):
+        decode_itl_floor_s(*args)
+
+
+def _case(hardware: str = "mi300x", quantization: str | None = None, tp: int = 1) -> dict:
+    return {
+        "hardware": hardware,
+        "server": {"model": "m", "dtype": "auto", "quantization": quantization, "tensor_parallel_size": tp},
+        "load": {"prompt_tokens": 1000},
+    }
+
+
+SPEC = {"mi300x": {"hbm_tbps": 5.3, "bf16_tflops": 1307.4, "fp8_tflops": 2614.9}}
+
+
+def test_floors_for_case_with_injected_lookups() -> None:
+    models = {"m": {"total_params": 72e9}}  # dense: active = total
+    f = floors_for_case(_case(), models.get, SPEC.get)
+    assert f is not None and f.itl_floor_ms == pytest.approx(144e9 / 5.3e12 * 1000)
+    assert f.prefill_floor_ms == pytest.approx(2 * 72e9 * 1000 / 1307.4e12 * 1000)
+    fp8 = floors_for_case(_case(quantization="fp8", tp=2), models.get, SPEC.get)
+    assert fp8 is not None and fp8.itl_floor_ms == pytest.approx(f.itl_floor_ms / 4)
+    assert fp8.prefill_floor_ms == pytest.approx(f.prefill_floor_ms / 4, rel=1e-3)  # fp8 peak ~2x, TP 2
+
+
+def test_moe_uses_active_params() -> None:
+    models = {"m": {"total_params": 685e9, "active_params": 37e9}}
+    f = floors_for_case(_case(), models.get, SPEC.get)
+    assert f is not None and f.active_params == 37e9
+
+
+def test_unknown_model_or_hardware_gives_no_floor() -> None:
+    models = {"m": {"total_params": 72e9}}
+    assert floors_for_case(_case(hardware="cpu"), models.get, SPEC.get) is None
+    assert floors_for_case(_case(), {}.get, SPEC.get) is None
+
+
+def test_works_with_the_real_hardware_table() -> None:
+    hardware = pytest.importorskip("servegate.hardware")
+    f = floors_for_case(_case(), {"m": {"total_params": 72e9}}.get, hardware.SPECS.get)
+    assert f is not None and 26.5 < f.itl_floor_ms < 27.5

@@ -1,0 +1,89 @@
+"""Seed 003 Table 7 status labels and §5.1 phase scoping, checked at and around every threshold."""
+
+from __future__ import annotations
+
+import pytest
+
+from servegate.status import (
+    DEGRADED_P99_FACTOR,
+    MIN_SUCCESS_RATE,
+    SATURATION_GAIN,
+    LevelPoint,
+    Phase,
+    Status,
+    classify,
+    classify_levels,
+    phase_of_levels,
+    saturation_onset,
+)
+
+
+def test_thresholds_are_table_7s() -> None:
+    assert (MIN_SUCCESS_RATE, DEGRADED_P99_FACTOR, SATURATION_GAIN) == (0.95, 2.0, 1.05)
+
+
+@pytest.mark.parametrize("phase", list(Phase))
+def test_failing_wins_in_every_phase(phase: Phase) -> None:
+    # Latency and throughput would say DEGRADED/SATURATED; a level that drops requests is FAILING first.
+    assert classify(phase, 0.9499, p99_ms=10_000, baseline_p99_ms=1, throughput=1, previous_throughput=100) == (
+        Status.FAILING
+    )
+
+
+def test_success_boundary_is_inclusive() -> None:
+    assert classify(Phase.SCALING, 0.95) is Status.OK  # "Success >= 95%"
+
+
+def test_degraded_needs_scaling_phase_and_more_than_twice_the_baseline() -> None:
+    assert classify(Phase.SCALING, 1.0, p99_ms=2.001, baseline_p99_ms=1.0) is Status.DEGRADED
+    assert classify(Phase.SCALING, 1.0, p99_ms=2.0, baseline_p99_ms=1.0) is Status.OK  # strictly greater
+    assert classify(Phase.SCALING, 1.0, p99_ms=50.0, baseline_p99_ms=None) is Status.OK  # no baseline, no DEGRADED
+    for phase in (Phase.SATURATION, Phase.STRESS, Phase.BASELINE):
+        assert classify(phase, 1.0, p99_ms=50.0, baseline_p99_ms=1.0) is Status.OK
+
+
+def test_saturated_needs_saturation_phase_and_under_1_05_gain() -> None:
+    assert classify(Phase.SATURATION, 1.0, throughput=104.9, previous_throughput=100) is Status.SATURATED
+    assert classify(Phase.SATURATION, 1.0, throughput=105.0, previous_throughput=100) is Status.OK
+    assert classify(Phase.SATURATION, 1.0, throughput=90, previous_throughput=None) is Status.OK
+    assert classify(Phase.SCALING, 1.0, throughput=90, previous_throughput=100) is Status.OK
+
+
+def test_phases_of_a_sweep() -> None:
+    assert phase_of_levels([1, 2, 4]) == [Phase.BASELINE, Phase.SCALING, Phase.SCALING]
+    assert phase_of_levels([2, 1]) == [Phase.SCALING, Phase.SCALING]  # only a *leading* c=1 is the baseline
+    assert phase_of_levels([1, 500, 1000], "saturation") == [Phase.BASELINE, Phase.SATURATION, Phase.SATURATION]
+    assert phase_of_levels([None]) == [Phase.SCALING]
+
+
+def test_seed_003_table_16_scaling_labels() -> None:
+    """DeepSeek V3.2 (Table 16): p99 8.19, 8.12 s OK, then DEGRADED from 8.72 s on.
+
+    The table does not print its baseline p99; any baseline in (4.095, 4.36] s reproduces the labels, 4.2 s is used.
+    The last step gains 7,160 -> 7,266 tok/s (< 1.05x) yet stays DEGRADED: SATURATED is not a SCALING label.
+    """
+    conc = [1, 5, 10, 25, 50, 100, 200]
+    p99_s = [4.2, 8.19, 8.12, 8.72, 11.34, 13.75, 13.95]
+    thr = [100.0, 461, 1235, 3013, 4607, 7160, 7266]
+    points = [LevelPoint(f"c{c}", c, 1.0, p * 1000, t) for c, p, t in zip(conc, p99_s, thr, strict=True)]
+    got = [s.status.value for s in classify_levels(points)]
+    assert got == ["OK", "OK", "OK", "DEGRADED", "DEGRADED", "DEGRADED", "DEGRADED"]
+    assert saturation_onset(thr) == 6
+
+
+def test_classify_levels_reports_the_deciding_ratios() -> None:
+    points = [LevelPoint("c1", 1, 1.0, 100.0, 10.0), LevelPoint("c2", 2, 1.0, 150.0, 19.0)]
+    base, second = classify_levels(points)
+    assert base.phase is Phase.BASELINE and base.p99_vs_baseline is None and base.gain_vs_previous is None
+    assert second.p99_vs_baseline == pytest.approx(1.5)
+    assert second.gain_vs_previous == pytest.approx(1.9)
+
+
+def test_saturation_profile_labels_plateau() -> None:
+    points = [LevelPoint(f"c{c}", c, 1.0, None, t) for c, t in ((150, 100.0), (300, 130.0), (500, 133.0))]
+    assert [s.status for s in classify_levels(points, "saturation")] == [Status.OK, Status.OK, Status.SATURATED]
+
+
+def test_saturation_onset_none_while_growing() -> None:
+    assert saturation_onset([1.0, 2.0, 3.0]) is None
+    assert saturation_onset([1.0, None, 0.5]) is None  # a gap compares nothing
