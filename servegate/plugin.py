@@ -8,6 +8,7 @@ case id and whose marker is the case's hardware, so ``pytest suites/ -m mi300x``
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import signal
 import time
@@ -20,6 +21,7 @@ from servegate import compat
 from servegate.config import INTENSITY_MULTIPLIERS, ServerConfig
 from servegate.hardware import KNOWN_MARKERS, MARKER_LABELS, detected, skip_reason_for
 from servegate.launch.local import LocalProcessLauncher
+from servegate.report.html import write_html_report
 from servegate.report.terminal import render_session
 from servegate.results import case_document, session_document, write_results
 from servegate.runner import CaseResult, StartResult, run_ab, run_case, run_start
@@ -128,6 +130,7 @@ class BenchSession:
         self.stamp = time.strftime("%Y%m%d-%H%M%S")
         self.cases: list[dict] = []
         self.results_path: Path | None = None
+        self.html_path: Path | None = None
         self.current_item: pytest.Item | None = None
         self._last: dict | None = None
         self.is_xdist_worker = hasattr(config, "workerinput")
@@ -203,7 +206,7 @@ class BenchSession:
             self.progress,
         )
         for arm, result in results.items():
-            self.record(case, result, arm=arm, case_id=f"{case.id}[{arm}]")
+            self.record(case, result, arm=arm, ab_group=case.id, case_id=f"{case.id}[{arm}]")
         return results
 
     def run_starts(self, case: Case, servers: list[ServerConfig]) -> CaseResult:
@@ -249,7 +252,9 @@ class BenchSession:
             "argv": list(self.config.invocation_params.args),
             "pytest_xdist_workers": self.config.getoption("numprocesses", None),
         }
-        self.results_path = write_results(path, session_document(self.cases, env))
+        document = session_document(self.cases, env)
+        self.results_path = write_results(path, document)
+        self.html_path = write_html_report(json.loads(self.results_path.read_text()), path.with_suffix(".html"))
         return self.results_path
 
 
@@ -307,3 +312,5 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         terminalreporter.write_line(line)
     if bench_session.results_path is not None:
         terminalreporter.write_line(f"results JSON: {bench_session.results_path}")
+    if bench_session.html_path is not None:
+        terminalreporter.write_line(f"HTML report:  {bench_session.html_path}")

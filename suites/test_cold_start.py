@@ -23,6 +23,9 @@ def test_cold_start(case, bench, tmp_path_factory: pytest.TempPathFactory) -> No
         {"start": s.start_index + 1, "cache": "cold" if s.start_index == 0 else "warm", **cold_start_phases(s.facts)}
         for s in result.starts
     ]
+    for start, row in zip(result.starts, phases, strict=True):  # the stacked bar of the HTML report
+        start.facts.extra["phases"] = {k: v for k, v in row.items() if k.endswith("_s") and k != "time_to_ready_s"}
+        start.facts.extra["compile_cache"] = row["cache"]
     bench.record(case, result, cold_start=phases)
     for row in phases:
         bench.progress(
