@@ -10,6 +10,8 @@ import re
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
+from servegate.redact import is_secret_name
+
 LauncherKind = Literal["local", "docker", "external"]
 Endpoint = Literal["completions", "chat"]
 ProfileKind = Literal["synchronous", "concurrent", "constant", "poisson", "gamma", "sweep", "saturation"]
@@ -84,7 +86,8 @@ class ServerConfig:
         if self.enforce_eager:
             parts.append("eager")
         for key, value in self.env:
-            parts.append(f"{_short_env(key)}={value}")
+            if not is_secret_name(key):  # a token never distinguishes configs, and ids end up in paths and reports
+                parts.append(f"{_short_env(key)}={value}")
         return "-".join(slug(p) for p in parts)
 
     def cli_args(self) -> list[str]:
@@ -173,12 +176,31 @@ class LoadConfig:
     cooldown_s: float = 0.0
     percentiles: tuple[float, ...] = (50.0, 90.0, 99.0)
     slo: SLO = field(default_factory=SLO)
+    # --- load generator (issue 3); every field has a default so existing suite files keep their meaning ---
+    warmup_seconds: float = 0.0  # warm up for this long too (in addition to warmup_requests); excluded from metrics
+    sweep_rates: int = 4  # sweep: constant-rate levels between the synchronous and the max-throughput rate
+    dataset: Literal["synthetic", "sharegpt", "images"] = "synthetic"
+    dataset_path: str | None = None  # ShareGPT-format JSON/JSONL for dataset "sharegpt"
+    image_size: tuple[int, int] = (512, 512)  # width, height of synthetic document images (dataset "images")
+    images_per_request: int = 1  # dataset "images": images attached to each chat request
+    workers: int = 1  # client processes, one event loop each (for hosts where one core cannot keep up)
+    client_check: bool = True  # measure the client's ceiling against an instant stub and mark CLIENT-BOUND runs
+    scrape_metrics: bool = True  # scrape the server's /metrics before, during and after each level
+    scrape_interval_s: float = 1.0
 
     def __post_init__(self) -> None:
         if self.profile in ("constant", "poisson", "gamma") and not (self.rate and self.rate > 0):
             raise ValueError(f"load profile {self.profile!r} needs rate: requests per second > 0, got {self.rate!r}")
         if self.num_requests < 1 or self.concurrency < 1:
             raise ValueError(f"num_requests and concurrency must be >= 1, got {self.num_requests}, {self.concurrency}")
+        if self.dataset == "sharegpt" and not self.dataset_path:
+            raise ValueError("dataset 'sharegpt' needs dataset_path: a local ShareGPT-format JSON or JSONL file")
+        if self.dataset == "images" and self.endpoint != "chat":
+            raise ValueError("dataset 'images' sends images in chat messages: set endpoint: chat")
+        if self.workers < 1:
+            raise ValueError(f"workers must be >= 1, got {self.workers}")
+        if not isinstance(self.image_size, tuple):  # a YAML list; a tuple keeps the frozen dataclass hashable
+            object.__setattr__(self, "image_size", tuple(self.image_size))
 
     @property
     def id(self) -> str:
@@ -193,7 +215,8 @@ class LoadConfig:
             "sweep": lambda: "sweep",
             "saturation": lambda: "saturation",
         }[self.profile]()
-        return f"{pace}-in{self.prompt_tokens}-out{self.output_tokens}"
+        data = "" if self.dataset == "synthetic" else f"-{self.dataset}"  # only non-defaults: old ids stay valid
+        return f"{pace}-in{self.prompt_tokens}-out{self.output_tokens}{data}"
 
     def scaled(self, multiplier: float) -> LoadConfig:
         """Request counts times ``multiplier`` (quick 0.5×, default 1×, thorough 3×), never below one request."""

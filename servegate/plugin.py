@@ -20,7 +20,7 @@ import pytest
 from servegate import compat
 from servegate.config import INTENSITY_MULTIPLIERS, ServerConfig
 from servegate.hardware import KNOWN_MARKERS, MARKER_LABELS, detected, skip_reason_for
-from servegate.launch.local import LocalProcessLauncher
+from servegate.launch.dispatch import DispatchLauncher
 from servegate.report.html import write_html_report
 from servegate.report.terminal import render_session
 from servegate.results import case_document, session_document, write_results
@@ -51,6 +51,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--update-baselines",
         action="store_true",
         help="record this run's per-start values (and correctness golden outputs) as the new baselines",
+    )
+    group.addoption(
+        "--vllm-url",
+        default=None,
+        help="measure an already running server at this loopback URL instead of starting one (no lifecycle)",
     )
     group.addoption(
         "--vllm-python",
@@ -151,8 +156,13 @@ class BenchSession:
             reporter.ensure_newline()
             reporter.write_line(line)
 
-    def launcher(self) -> LocalProcessLauncher:
-        return LocalProcessLauncher(python=self.config.getoption("--vllm-python"), on_progress=self.progress)
+    def launcher(self) -> DispatchLauncher:
+        """Local process, docker or external URL, as each ServerConfig (or --vllm-url) says."""
+        return DispatchLauncher(
+            vllm_python=self.config.getoption("--vllm-python"),
+            vllm_url=self.config.getoption("--vllm-url"),
+            on_progress=self.progress,
+        )
 
     @property
     def update_baselines(self) -> bool:
