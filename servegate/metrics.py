@@ -81,7 +81,14 @@ class RunSummary:
     max_loop_lag_ms: float
     stopped_early: str | None = None
     first_errors: list[str] = field(default_factory=list)
-    server_metrics: dict[str, float] = field(default_factory=dict)
+    server_metrics: dict[str, float] = field(default_factory=dict)  # servegate.load.server_metrics keys
+    # --- the client's self-check (servegate.load.selfcheck): is the client what limits these numbers? ---
+    send_lag_p99_ms: float = 0.0  # how late requests left against their schedule (or after a slot freed)
+    loop_lag_p99_ms: float = 0.0  # event-loop wake-up lateness during the run
+    client_ceiling_rps: float | None = None  # req/s this client reached against the instant stub, same shape
+    client_bound: bool = False  # CLIENT-BOUND: numbers may measure the client, not the server
+    client_bound_reason: str = ""
+    http_statuses: dict[str, int] = field(default_factory=dict)  # non-200 status -> count
 
     def flat(self) -> dict[str, float]:
         """The scalar metrics that statistics and baselines work on, named ``<metric>_<stat>_ms`` or plainly."""
@@ -138,6 +145,9 @@ def summarize(
         max_loop_lag_ms=run.max_loop_lag_s * 1000.0,
         stopped_early=run.stopped_early,
         first_errors=errors[:5],
+        send_lag_p99_ms=float(np.percentile([r.send_lag for r in records], 99)) * 1000.0 if records else 0.0,
+        loop_lag_p99_ms=run.loop_lag_p99_s * 1000.0,
+        http_statuses=dict(Counter(str(r.http_status) for r in records if r.http_status not in (None, 200))),
     )
 
 

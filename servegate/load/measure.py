@@ -1,21 +1,28 @@
-"""Measure a load on a running server: token-exact prompts, warmup, then one run per load level.
+"""Measure a load on a running server: requests from the dataset, warmup, then one run per load level.
 
-Single-level profiles (synchronous, concurrent, constant, poisson, gamma) give one level; sweep and saturation give
-one level per concurrency or rate step. The caller owns the server's lifecycle.
+Single-level profiles (synchronous, concurrent, constant, poisson, gamma) give one level; ``sweep`` gives
+synchronous, then evenly spaced constant rates, then max throughput (GuideLLM's sweep, ordered by rate); and
+``saturation`` climbs concurrency levels until throughput gains < 5% (seed 003 phase 5). Every level gets fresh,
+unique prompts (so the prefix cache cannot carry over), a /metrics window, and the client self-check; levels are
+separated by ``cooldown_s``. The caller owns the server's lifecycle.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from servegate.config import LoadConfig
 from servegate.launch.base import ServerHandle
-from servegate.load.client import RunResult, run_requests
-from servegate.load.prompts import TokenizerClient, synthetic_prompts
+from servegate.load import profiles
+from servegate.load.client import Prompt, RunResult, run_requests
+from servegate.load.datasets import build_requests
+from servegate.load.prompts import TokenizerClient
+from servegate.load.selfcheck import judge, measure_ceiling, peak_in_flight
+from servegate.load.server_metrics import Scraper
 from servegate.metrics import RunSummary, summarize
 
 try:  # uvloop is a dependency on Linux; the fallback keeps the library importable elsewhere
@@ -38,6 +45,15 @@ class LevelResult:
     rate: float | None
     summary: RunSummary
     run: RunResult | None = field(default=None, repr=False)  # raw records; not serialized
+    saturated: bool = False  # saturation search: this level gained < 5% over the previous one
+
+    @property
+    def client_bound(self) -> bool:
+        return self.summary.client_bound
+
+    @property
+    def server_metrics(self) -> dict[str, float]:
+        return self.summary.server_metrics
 
 
 @dataclass
@@ -51,6 +67,103 @@ class Measurement:
         return self.levels[-1].summary
 
 
+class _Runner:
+    """Runs levels on one server with everything a level needs: prompts, pacing, workers, scraping, self-check."""
+
+    def __init__(
+        self, server: ServerHandle, load: LoadConfig, progress: Progress | None, collect_text: bool, salt: int
+    ) -> None:
+        self.server = server
+        self.load = load
+        self.say = progress or (lambda _m: None)
+        self.collect_text = collect_text
+        self.salt = salt
+        self.tok = TokenizerClient(server.base_url, server.config.model_name)
+        self.scraper = Scraper(server.base_url, load.scrape_interval_s) if load.scrape_metrics else None
+        self.pool: Any = None
+        if load.workers > 1:
+            from servegate.load.multiproc import WorkerPool
+
+            self.pool = WorkerPool(load.workers)
+        self.levels: list[LevelResult] = []
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
+
+    def send(
+        self,
+        prompts: Sequence[Prompt],
+        load: LoadConfig,
+        schedule: Sequence[float] | None,
+        concurrency: int | None,
+        tick: Callable[[int, int], None] | None = None,
+    ) -> RunResult:
+        model = self.server.config.model_name
+        if self.pool is not None:
+            return self.pool.run(self.server.base_url, model, prompts, load, schedule, concurrency, self.collect_text)
+        return run_async(
+            run_requests(
+                self.server.base_url, model, prompts, load, schedule, concurrency, self.collect_text, on_progress=tick
+            )
+        )
+
+    def warmup(self) -> float:
+        load = self.load
+        if load.warmup_requests <= 0 and load.warmup_seconds <= 0:
+            return 0.0
+        t = time.monotonic()
+        conc = 1 if load.profile == "synchronous" else load.concurrency
+        count = max(load.warmup_requests, 1)
+        warm = build_requests(self.tok, replace(load, shared_prefix_tokens=0), count, salt=self.salt + 10_000)
+        if load.warmup_requests > 0:
+            self.send(warm, load, None, conc)
+        if load.warmup_seconds > 0:  # cycle the warmup prompts until the time is up
+            many = [warm[i % len(warm)] for i in range(max(conc * 200, 1000))]
+            self.send(many, replace(load, max_seconds=load.warmup_seconds), None, conc)
+        return time.monotonic() - t
+
+    def level(self, label: str, concurrency: int | None, rate: float | None, kind: str) -> LevelResult:
+        load = self.load
+        index = len(self.levels)
+        prompts = build_requests(self.tok, load, load.num_requests, salt=self.salt * 100 + index)
+        schedule = profiles.arrival_offsets(kind, rate, len(prompts), load.burstiness, load.seed + index)
+        if index > 0 and load.cooldown_s > 0:
+            time.sleep(load.cooldown_s)
+        self.say(f"  level {label}: {len(prompts)} requests")
+        last = [time.monotonic()]
+
+        def tick(done: int, total: int) -> None:
+            now = time.monotonic()
+            if now - last[0] > 5.0 or done == total:
+                last[0] = now
+                self.say(f"  {label}: requests {done}/{total}")
+
+        if self.scraper is not None:
+            with self.scraper.window() as server_metrics:
+                run = self.send(prompts, load, schedule, concurrency, tick)
+        else:
+            server_metrics = {}
+            run = self.send(prompts, load, schedule, concurrency, tick)
+        summary = summarize(run, load.percentiles, load.slo)
+        summary.server_metrics = dict(server_metrics)
+        ceiling = None
+        if load.client_check and run.records:
+            try:
+                ceiling = measure_ceiling(prompts, load, concurrency or peak_in_flight(run), load.workers)
+            except (OSError, RuntimeError) as exc:
+                self.say(f"  client self-check failed: {exc}")
+        summary.client_ceiling_rps = ceiling.request_rate if ceiling else None
+        summary.client_bound, summary.client_bound_reason = judge(
+            summary.request_throughput, ceiling, summary.send_lag_p99_ms, summary.loop_lag_p99_ms
+        )
+        if summary.client_bound:
+            self.say(f"  {label}: CLIENT-BOUND: {summary.client_bound_reason}")
+        result = LevelResult(label, concurrency, rate, summary, run)
+        self.levels.append(result)
+        return result
+
+
 def measure(
     server: ServerHandle,
     load: LoadConfig,
@@ -58,29 +171,42 @@ def measure(
     collect_text: bool = False,
     salt: int = 0,
 ) -> Measurement:
-    """Warm up, then run the measured load. ``salt`` makes prompts unique across server starts too."""
-    tok = TokenizerClient(server.base_url, server.config.model_name)
-    prompts = synthetic_prompts(tok, load.num_requests, load.prompt_tokens, load.shared_prefix_tokens, salt=salt)
-    warmup_s = 0.0
-    if load.warmup_requests > 0:
-        warm = synthetic_prompts(tok, load.warmup_requests, load.prompt_tokens, salt=salt + 10_000)
-        t = time.monotonic()
-        run_async(run_requests(server.base_url, server.config.model_name, warm, load, None, load.concurrency))
-        warmup_s = time.monotonic() - t
+    """Warm up, then run the measured levels. ``salt`` makes prompts unique across server starts too."""
+    runner = _Runner(server, load, progress, collect_text, salt)
+    try:
+        warmup_s = runner.warmup()
+        kind = load.profile
+        if kind == "synchronous":
+            runner.level("sync", 1, None, kind)
+        elif kind == "concurrent":
+            for c in load.concurrency_levels or (load.concurrency,):
+                runner.level(f"c{c}", c, None, kind)
+        elif kind in ("constant", "poisson", "gamma"):
+            runner.level(f"{'r' if kind == 'constant' else kind}{load.rate:g}", None, load.rate, kind)
+        elif kind == "sweep":
+            _sweep(runner, load)
+        elif kind == "saturation":
+            previous: float | None = None
+            for c in profiles.saturation_levels(load):
+                level = runner.level(f"c{c}", c, None, "concurrent")
+                throughput = level.summary.total_token_throughput
+                if profiles.saturated(throughput, previous) or level.summary.success_rate == 0:
+                    level.saturated = True
+                    break
+                previous = throughput
+        else:  # pragma: no cover - LoadConfig's Literal and the suite parser reject this earlier
+            raise ValueError(f"unknown profile {kind!r}")
+    finally:
+        runner.close()
+    return Measurement(runner.levels, warmup_s)
 
-    last = [0.0]
 
-    def tick(done: int, total: int) -> None:
-        now = time.monotonic()
-        if progress is not None and (now - last[0] > 5.0 or done == total):
-            last[0] = now
-            progress(f"  requests {done}/{total}")
-
-    concurrency = 1 if load.profile == "synchronous" else load.concurrency
-    run = run_async(
-        run_requests(
-            server.base_url, server.config.model_name, prompts, load, None, concurrency, collect_text, on_progress=tick
-        )
-    )
-    summary = summarize(run, load.percentiles, load.slo)
-    return Measurement([LevelResult(f"c{concurrency}", concurrency, None, summary, run)], warmup_s)
+def _sweep(runner: _Runner, load: LoadConfig) -> None:
+    """GuideLLM's sweep: synchronous and max-throughput levels bound the rates in between; reported by rate."""
+    sync = runner.level("sync", 1, None, "synchronous")
+    top_c = max(load.concurrency_levels or (load.concurrency,))
+    top = runner.level("throughput", top_c, None, "concurrent")
+    rates = profiles.sweep_rates(sync.summary.request_throughput, top.summary.request_throughput, load.sweep_rates)
+    # Labels are positions, not rates: the rates differ from start to start, and statistics key levels by label.
+    middle = [runner.level(f"sweep{k + 1}", None, rate, "constant") for k, rate in enumerate(rates)]
+    runner.levels[:] = [sync, *middle, top]

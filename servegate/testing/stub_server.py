@@ -18,10 +18,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import heapq
 import json
 import socket
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +38,10 @@ class StubConfig:
     tokens: int | None = None  # None: as many as the request's max_tokens
     fault: str | None = None
     fault_every: int = 1
+    # Busy-poll near deadlines: event-loop timers have millisecond resolution (uvloop fires up to 1 ms early, epoll
+    # rounds up), too coarse for a server whose TTFT/ITL are the truth a timing benchmark compares against. Costs a
+    # whole core while streams are open, so only for a stub pinned to its own core, never in a thread.
+    precise: bool = False
 
 
 @dataclass
@@ -61,7 +68,7 @@ _HEAD_OK = (
 def _final(chat: bool, prompt_tokens: int, n: int) -> bytes:
     obj = "chat.completion.chunk" if chat else "text_completion"
     last: dict[str, Any] = {"index": 0, "finish_reason": "length"}
-    last.update({"delta": {"content": ""}} if chat else {"text": ""})
+    last.update({"delta": {"content": " tok"}} if chat else {"text": " tok"})  # the last token carries finish_reason
     fin = {"id": "stub", "object": obj, "created": 0, "model": "stub", "choices": [last], "usage": None}
     usage = {"prompt_tokens": prompt_tokens, "completion_tokens": n, "total_tokens": prompt_tokens + n}
     use = {"id": "stub", "object": obj, "created": 0, "model": "stub", "choices": [], "usage": usage}
@@ -124,6 +131,38 @@ class _Stub:
         self.stats = StubStats()
         self._cache: dict[tuple[bool, int, int], bytes] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
+        self._heap: list[tuple[float, int, Any, int]] = []  # (deadline perf_counter, seq, emit, token index)
+        self._seq = 0
+        self._wake: asyncio.Event | None = None
+
+    def at(self, deadline: float, emit: Any, i: int) -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, (deadline, self._seq, emit, i))
+        if self._wake is not None:
+            self._wake.set()
+
+    async def ticker(self) -> None:
+        """Runs due token writes in deadline order; sleeps on a timer when the next one is far, else polls."""
+        self._wake = asyncio.Event()
+        heap, clock = self._heap, time.perf_counter
+        while True:
+            if not heap:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            now = clock()
+            while heap and heap[0][0] <= now:
+                _, _, emit, i = heapq.heappop(heap)
+                emit(i)
+            if not heap:
+                continue
+            wait = heap[0][0] - clock()
+            if self.config.precise and wait < 0.002:
+                await asyncio.sleep(0)  # one loop iteration with a zero-timeout poll: microsecond precision
+            elif wait > 0:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), wait - 0.0015 if self.config.precise else wait)
 
     def handle(self, proto: _StubProtocol, path: str, body: bytes) -> None:
         cfg = self.config
@@ -161,15 +200,14 @@ class _Stub:
             data = self._cache.get(key)
             if data is None:
                 token = _TOKEN_CHAT if chat else _TOKEN_COMPLETION
-                data = _HEAD_OK + _chunk(token * n + _final(chat, prompt_tokens, n) + _DONE) + b"0\r\n\r\n"
+                data = _HEAD_OK + _chunk(token * (n - 1) + _final(chat, prompt_tokens, n) + _DONE) + b"0\r\n\r\n"
                 if len(self._cache) < 256:
                     self._cache[key] = data
             proto.write(data)
             self.stats.tokens_sent += n
             proto.finish()
             return
-        assert self.loop is not None
-        self._stream(proto, chat, n, prompt_tokens, fault, cfg.ttft_s, itl, self.loop.time())
+        self._stream(proto, chat, n, prompt_tokens, fault, cfg.ttft_s, itl, time.perf_counter())
 
     def _stream(
         self,
@@ -182,11 +220,10 @@ class _Stub:
         itl: float,
         arrival: float,
     ) -> None:
-        loop = self.loop
-        assert loop is not None
+        clock = time.perf_counter
         token = _TOKEN_CHAT if chat else _TOKEN_COMPLETION
         proto.write(_HEAD_OK)
-        stop_at = n // 2 if fault in ("cut", "short") else n
+        stop_at = (n // 2 if fault in ("cut", "short") else n) - 1  # the last token comes with usage
         lateness = self.stats.write_lateness
 
         def emit(i: int) -> None:
@@ -194,7 +231,7 @@ class _Stub:
                 return
             deadline = arrival + ttft + i * itl
             if len(lateness) < 200_000:
-                lateness.append(loop.time() - deadline)
+                lateness.append(clock() - deadline)
             if i < stop_at:
                 payload = token
                 if fault == "malformed" and i % 2 == 1:
@@ -203,22 +240,23 @@ class _Stub:
                     payload = b'data: {"error":{"message":"stub in-stream error","code":500}}\n\n'
                 proto.write(_chunk(payload))
                 self.stats.tokens_sent += 1
-                loop.call_at(arrival + ttft + (i + 1) * itl, emit, i + 1)
+                self.at(arrival + ttft + (i + 1) * itl, emit, i + 1)
                 return
             if fault == "cut":
                 assert proto.transport is not None
                 proto.transport.close()
                 return
-            proto.write(_chunk(_final(chat, prompt_tokens, stop_at) + _DONE) + b"0\r\n\r\n")
+            proto.write(_chunk(_final(chat, prompt_tokens, stop_at + 1) + _DONE) + b"0\r\n\r\n")
             proto.finish()
 
-        loop.call_at(arrival + ttft, emit, 0)
+        self.at(arrival + ttft, emit, 0)
 
 
 async def serve(config: StubConfig, host: str = "127.0.0.1", port: int = 0) -> tuple[asyncio.AbstractServer, _Stub]:
     stub = _Stub(config)
     stub.loop = asyncio.get_running_loop()
     server = await stub.loop.create_server(lambda: _StubProtocol(stub), host, port, backlog=4096)
+    stub.ticker_task = stub.loop.create_task(stub.ticker())  # type: ignore[attr-defined]
     return server, stub
 
 
@@ -258,6 +296,9 @@ class StubServer:
             loop.run_forever()
         finally:
             server.close()
+            for task in asyncio.all_tasks(loop):
+                task.cancel()
+            loop.run_until_complete(asyncio.sleep(0))
             loop.close()
 
     def __enter__(self) -> StubServer:
@@ -291,8 +332,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--tokens", type=int, default=None)
     ap.add_argument("--fault", choices=FAULTS, default=None)
     ap.add_argument("--fault-every", type=int, default=1)
+    ap.add_argument("--precise", action="store_true", help="busy-poll near deadlines (pin the stub to its own core)")
     args = ap.parse_args(argv)
-    config = StubConfig(args.ttft_ms / 1000, args.itl_ms / 1000, args.tokens, args.fault, args.fault_every)
+    config = StubConfig(
+        args.ttft_ms / 1000, args.itl_ms / 1000, args.tokens, args.fault, args.fault_every, precise=args.precise
+    )
     loop = _new_loop()
     asyncio.set_event_loop(loop)
     server, stub = loop.run_until_complete(serve(config, port=args.port))

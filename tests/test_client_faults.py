@@ -1,0 +1,79 @@
+"""The client against a misbehaving server: every fault ends as a counted outcome on its request, never a crash."""
+
+from __future__ import annotations
+
+import pytest
+
+from servegate.config import LoadConfig
+from servegate.load.client import run_requests
+from servegate.load.measure import run_async
+from servegate.metrics import summarize
+from servegate.testing.stub_server import StubConfig, StubServer
+
+
+def run(stub: StubServer, n: int = 8, concurrency: int | None = 4, schedule=None, **load_kw):
+    load = LoadConfig(num_requests=n, concurrency=concurrency or 1, output_tokens=8, prompt_tokens=8, **load_kw)
+    return run_async(run_requests(stub.base_url, "stub", ["hi"] * n, load, schedule, concurrency))
+
+
+def test_clean_streams_are_complete_and_token_exact() -> None:
+    with StubServer(StubConfig(ttft_s=0.002, itl_s=0.001)) as stub:
+        result = run(stub)
+    assert [r.outcome for r in result.records] == ["ok"] * 8
+    assert all(r.output_tokens == 8 and len(r.chunk_times) == 8 for r in result.records)
+    assert all(r.ttft is not None and r.ttft >= 0.001 for r in result.records)
+
+
+@pytest.mark.parametrize(
+    ("fault", "outcome"),
+    [
+        ("http500", "http_error"),
+        ("http429", "http_error"),
+        ("cut", "cut_stream"),
+        ("malformed", "malformed"),
+        ("error_event", "stream_error"),
+        ("short", "short"),
+    ],
+)
+def test_each_fault_is_its_own_outcome(fault: str, outcome: str) -> None:
+    with StubServer(StubConfig(ttft_s=0.001, itl_s=0.0005, fault=fault, fault_every=2)) as stub:
+        result = run(stub)
+    outcomes = [r.outcome for r in sorted(result.records, key=lambda r: r.index)]
+    assert outcomes.count(outcome) == 4, outcomes  # every 2nd request of 8 is faulty
+    assert outcomes.count("ok") == 4, outcomes
+    summary = summarize(result)
+    assert summary.success_rate == 0.5 and summary.outcomes[outcome] == 4
+    if fault.startswith("http"):
+        assert summary.http_statuses == {fault[4:]: 4}
+
+
+def test_a_hanging_server_times_out_within_the_bound() -> None:
+    with StubServer(StubConfig(fault="hang")) as stub:
+        result = run(stub, n=3, concurrency=3, request_timeout_s=0.3)
+    assert [r.outcome for r in result.records] == ["timeout"] * 3
+    assert result.duration_s < 2.0
+
+
+def test_slow_server_is_bounded_by_max_seconds() -> None:
+    with StubServer(StubConfig(itl_s=0.05)) as stub:
+        result = run(stub, n=100, concurrency=1, max_seconds=0.3)
+    assert result.stopped_early and "time limit" in result.stopped_early
+    assert 1 <= len(result.records) < 100
+
+
+def test_connection_refused_is_a_connect_error() -> None:
+    with StubServer() as stub:
+        url = stub.base_url
+    load = LoadConfig(num_requests=2, concurrency=2)
+    result = run_async(run_requests(url, "m", ["x", "y"], load, None, 2))
+    assert {r.outcome for r in result.records} == {"connect_error"}
+
+
+def test_rate_schedule_is_kept_and_send_lag_small() -> None:
+    with StubServer(StubConfig(ttft_s=0.001, itl_s=0.001)) as stub:
+        offsets = [i * 0.01 for i in range(20)]
+        result = run(stub, n=20, concurrency=None, schedule=offsets)
+    start = result.started_at
+    for r, due in zip(sorted(result.records, key=lambda r: r.index), offsets, strict=True):
+        assert r.sent_at - start >= due - 1e-6  # never early
+    assert summarize(result).send_lag_p99_ms < 20.0  # generous: CI machines are shared

@@ -1,0 +1,96 @@
+"""Property tests: any byte stream, split anywhere, gives a record or a counted error, never an exception."""
+
+from __future__ import annotations
+
+import asyncio
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from servegate.load.http import _Conn
+from servegate.load.records import RequestRecord
+from servegate.load.sse import SSEParser
+
+EVENTS = [
+    b'data: {"choices":[{"index":0,"text":"a","finish_reason":null}],"usage":null}\n\n',
+    b'data: {"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2}}\n\n',
+    b"data: [DONE]\n\n",
+    b'data: {"error":{"message":"boom"}}\n\n',
+    b": keep-alive\n\n",
+    b"data: {broken\n\n",
+    b"event: x\nid: 1\n\n",
+]
+
+pieces = st.lists(st.one_of(st.sampled_from(EVENTS), st.binary(max_size=40)), max_size=20)
+
+
+def split(data: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({c % (len(data) + 1) for c in cuts})
+    out, prev = [], 0
+    for p in [*points, len(data)]:
+        out.append(data[prev:p])
+        prev = p
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(pieces, st.lists(st.integers(min_value=0, max_value=10_000), max_size=8), st.booleans())
+def test_parser_never_raises_and_splitting_does_not_matter(parts: list[bytes], cuts: list[int], text: bool) -> None:
+    data = b"".join(parts)
+    whole = SSEParser(collect_text=text)
+    whole.feed(data, 1.0)
+    whole.close()
+    chunked = SSEParser(collect_text=text)
+    for piece in split(data, cuts):
+        chunked.feed(piece, 1.0)
+    chunked.close()
+    a, b = whole.state, chunked.state
+    assert (len(a.chunk_times), a.usage_completion_tokens, a.done, a.malformed, a.error_message) == (
+        len(b.chunk_times),
+        b.usage_completion_tokens,
+        b.done,
+        b.malformed,
+        b.error_message,
+    )
+
+
+class _FakeTransport(asyncio.Transport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return default
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300), st.lists(st.integers(min_value=0, max_value=400), max_size=6), st.booleans())
+def test_http_framing_never_raises(body: bytes, cuts: list[int], lose: bool) -> None:
+    """Arbitrary bytes as an HTTP response: the request ends with a status or a ResponseError, nothing else."""
+
+    async def go() -> None:
+        conn = _Conn()
+        conn.connection_made(_FakeTransport())
+        parser = SSEParser()
+        fut = conn.start(b"GET / HTTP/1.1\r\n\r\n", parser.feed)
+        for piece in split(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n" + body, cuts):
+            conn.data_received(piece)
+        if lose or not fut.done():
+            conn.connection_lost(None)
+        assert fut.done()
+        exc = fut.exception()
+        assert exc is None or type(exc).__name__ == "ResponseError"
+        record = RequestRecord(0, 1, 1, 0.0)
+        record.chunk_times = parser.state.chunk_times
+        assert record.ttft is None or record.ttft >= -1e9
+
+    asyncio.run(go())
