@@ -1,0 +1,131 @@
+"""The pytest plugin in a scratch project (pytester): markers, hardware skips, compat reasons, results under xdist.
+
+The scratch suites never start a server: their test bodies record hand-made results, so these tests check the
+plugin's plumbing (selection, skip lines, collection of case documents across processes), not vLLM.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+CONFTEST = """
+import servegate.hardware as hw
+{fake_hardware}
+pytest_plugins = ["servegate.plugin"]
+"""
+
+FAKE_MI300X = """
+hw._CACHE["hw"] = hw.HardwareInfo(
+    vendor="amd", marker="mi300x", name="AMD Instinct MI300X", arch="gfx942", count=8, memory_gb=192.0,
+    source="amd-smi (faked by the test)",
+)
+"""
+
+TEST_MODULE = """
+from servegate.config import LoadConfig
+from servegate.launch.base import StartupFacts
+from servegate.load.client import RunResult
+from servegate.load.measure import LevelResult
+from servegate.load.records import RequestRecord
+from servegate.metrics import summarize
+from servegate.runner import CaseResult, StartResult
+
+SUITE = "serving"
+
+
+def fake_start(i, scale):
+    records = []
+    for k in range(4):
+        r = RequestRecord(k, 8, 4, scheduled_at=0.0, sent_at=0.0, chunk_times=[0.1 * scale, 0.11 * scale,
+                          0.12 * scale, 0.13 * scale], done_at=0.14 * scale)
+        r.prompt_tokens, r.output_tokens = 8, 4
+        records.append(r)
+    summary = summarize(RunResult(records, 0.0, 0.2 * scale, 0.0))
+    return StartResult(i, StartupFacts(vllm_version="test"), [LevelResult("c1", 1, None, summary)], None, 0.0)
+
+
+def test_serving(case, bench):
+    scale = 1.0 + 0.01 * case.load.concurrency
+    result = CaseResult(case.id, case.server, case.load, [fake_start(0, scale), fake_start(1, scale * 1.01)])
+    bench.record(case, result)
+"""
+
+
+def suite_yaml(hardware: str, servers: str = "- model: some/model") -> str:
+    return textwrap.dedent(
+        f"""
+        hardware: {hardware}
+        suites:
+          serving:
+            restarts: 2
+            servers:
+              {servers}
+            loads:
+              - {{concurrency: 1, num_requests: 4}}
+              - {{concurrency: 2, num_requests: 4}}
+        """
+    )
+
+
+def make_project(
+    pytester: pytest.Pytester, hardware: str, fake: str = "", servers: str = "- model: some/model"
+) -> None:
+    pytester.makeconftest(CONFTEST.format(fake_hardware=fake))
+    suites = pytester.mkdir("suites")
+    (suites / "serving.yaml").write_text(suite_yaml(hardware, servers))
+    (suites / "test_serving.py").write_text(TEST_MODULE)
+
+
+def test_absent_hardware_skips_with_one_summary_line(pytester: pytest.Pytester) -> None:
+    make_project(pytester, "mi300x")
+    result = pytester.runpytest("suites", "-m", "mi300x", "-p", "no:cacheprovider")
+    result.assert_outcomes(skipped=2)
+    lines = [line for line in result.outlines if line.startswith("servegate: 2 cases skipped - no MI300X found")]
+    assert len(lines) == 1, result.outlines
+
+
+def test_unknown_marker_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    make_project(pytester, "cpu")
+    result = pytester.runpytest("suites", "-m", "mi999x", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*unknown marker(s) mi999x; hardware markers are cpu, mi300x*"])
+
+
+def test_compat_rule_skips_before_any_start_and_says_why(pytester: pytest.Pytester) -> None:
+    # DeepSeek V3.2 is MLA: on ROCm without --block-size 1 the seeds say it cannot run.
+    servers = "- {model: deepseek-ai/DeepSeek-V3.2, tensor_parallel_size: 8, env: {AITER_ENABLE_VSKIP: 0}}"
+    make_project(pytester, "mi300x", FAKE_MI300X, servers)
+    result = pytester.runpytest("suites", "-m", "mi300x", "-rs", "-p", "no:cacheprovider")
+    result.assert_outcomes(skipped=2)
+    result.stdout.fnmatch_lines(["*mla-block-size-1-rocm: MLA models need --block-size 1 on ROCm*"])
+
+
+def _results(path: Path) -> dict:
+    files = sorted((path / "results").glob("results-*.json"))
+    assert len(files) == 1, files
+    return json.loads(files[0].read_text())
+
+
+def test_results_json_is_complete_with_and_without_xdist(pytester: pytest.Pytester) -> None:
+    make_project(pytester, "cpu")
+    serial = pytester.runpytest_subprocess("suites", "-m", "cpu", "-p", "no:cacheprovider")
+    serial.assert_outcomes(passed=2)
+    doc_serial = _results(pytester.path)
+    for f in (pytester.path / "results").glob("results-*"):
+        f.unlink()
+    parallel = pytester.runpytest_subprocess("suites", "-m", "cpu", "-n", "2", "-p", "no:cacheprovider")
+    parallel.assert_outcomes(passed=2)
+    doc_parallel = _results(pytester.path)
+    ids = sorted(c["id"] for c in doc_serial["cases"])
+    assert ids == sorted(c["id"] for c in doc_parallel["cases"]) and len(ids) == 2
+    by_id = {c["id"]: c for c in doc_parallel["cases"]}
+    for case in doc_serial["cases"]:
+        assert case["values"] == by_id[case["id"]]["values"]
+    assert any((pytester.path / "results").glob("results-*.html")), "the HTML report is written next to the JSON"
+    parallel.stdout.fnmatch_lines(["*results JSON: *results-*.json", "*HTML report: *results-*.html"])
