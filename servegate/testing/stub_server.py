@@ -361,6 +361,8 @@ def main(argv: list[str] | None = None) -> None:
         loop.run_until_complete(report_on_stdin_close())
     finally:
         server.close()
+        stub.ticker_task.cancel()  # type: ignore[attr-defined]
+        loop.run_until_complete(asyncio.sleep(0))
         loop.close()
 
 
