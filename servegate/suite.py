@@ -203,7 +203,7 @@ def _load(data: dict, where: str) -> LoadConfig:
         raise SuiteError(f"{where}.profile: {profile!r} is not one of {', '.join(PROFILES)}")
     if "slo" in data:
         data["slo"] = dataclass_from_mapping(SLO, data["slo"] or {}, f"{where}.slo")
-    for key in ("percentiles", "concurrency_levels"):
+    for key in ("percentiles", "concurrency_levels", "image_size"):
         if key in data:
             data[key] = tuple(data[key])
     if data.get("endpoint", "completions") not in ("completions", "chat"):
