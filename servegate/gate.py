@@ -178,6 +178,24 @@ def apply_holm(comparisons: Sequence[Comparison]) -> list[Comparison]:
     return out
 
 
+def decide_in_family(comparisons: Sequence[Comparison], family_size: int) -> list[Comparison]:
+    """Re-take the verdicts with p adjusted to min(1, p·M) for a family of ``family_size`` = M comparisons that
+    are not all known yet (each test decides when it finishes): Holm's first, strictest step, so the session's
+    family-wise false-alarm rate stays <= alpha whatever the other p-values turn out to be."""
+    m = max(family_size, sum(c.test is not None for c in comparisons), 1)
+    out = []
+    for c in comparisons:
+        if c.test is None:
+            out.append(c)
+            continue
+        p_adj = min(1.0, c.p_value * m)
+        v = verdict(c.test, p_adj, c.tolerance)
+        needed = starts_to_settle(c.test, c.tolerance, m) if v is Verdict.INCONCLUSIVE else None
+        row = replace(c, verdict=v, p_adjusted=p_adj, starts_needed=needed)
+        out.append(replace(row, reason=_reason(row, m)))
+    return out
+
+
 def gate_failed(comparisons: Iterable[Comparison], mode: GateMode = "default") -> bool:
     """Default: only REGRESSED fails. Strict: anything not OK fails (INCONCLUSIVE, NOT COMPARED too)."""
     if mode not in ("default", "strict"):

@@ -18,13 +18,18 @@ from typing import Any
 import pytest
 
 from servegate import compat
+from servegate.baseline import BaselineError
+from servegate.bench_bridge import benchmark_session_of, record_benchmarks
 from servegate.config import INTENSITY_MULTIPLIERS, ServerConfig
+from servegate.gate import DEFAULT_GATED_METRICS, Comparison, gate_failed, render_gate
 from servegate.hardware import KNOWN_MARKERS, MARKER_LABELS, detected, skip_reason_for
 from servegate.launch.dispatch import DispatchLauncher
+from servegate.regression import RegressionGate
 from servegate.report.html import write_html_report
 from servegate.report.terminal import render_session
 from servegate.results import case_document, session_document, write_results
 from servegate.runner import CaseResult, StartResult, run_ab, run_case, run_start
+from servegate.stats import DEFAULT_TOLERANCE
 from servegate.suite import Case, SuiteError, discover
 
 
@@ -53,6 +58,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="record this run's per-start values (and correctness golden outputs) as the new baselines",
     )
     group.addoption(
+        "--gate",
+        choices=("default", "strict", "off"),
+        default="default",
+        help="default: a case fails only when REGRESSED; strict: also INCONCLUSIVE / not compared; off: report only",
+    )
+    group.addoption(
+        "--tolerance",
+        type=float,
+        default=DEFAULT_TOLERANCE,
+        help=f"relative change tolerated before a metric can be REGRESSED (default {DEFAULT_TOLERANCE:g})",
+    )
+    group.addoption(
         "--vllm-url",
         default=None,
         help="measure an already running server at this loopback URL instead of starting one (no lifecycle)",
@@ -72,6 +89,17 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SESSION_KEY] = bench_session
     config.pluginmanager.register(bench_session, "servegate-session")
     _terminate_as_interrupt()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Plan the gate's family: every gated metric of every selected, runnable case (see servegate.regression)."""
+    size = 0
+    for item in items:
+        case = getattr(getattr(item, "callspec", None), "params", {}).get("case")
+        if isinstance(case, Case) and item.get_closest_marker("skip") is None:
+            size += len(case.steps) * len(DEFAULT_GATED_METRICS)
+    config.stash[SESSION_KEY].regression.family_size = max(size, 1)
 
 
 def _check_marker_expression(config: pytest.Config) -> None:
@@ -139,6 +167,9 @@ class BenchSession:
         self.current_item: pytest.Item | None = None
         self._last: dict | None = None
         self.is_xdist_worker = hasattr(config, "workerinput")
+        self.regression = RegressionGate(
+            self.baselines_dir, detected().hardware_id, tolerance=config.getoption("--tolerance")
+        )
 
     @property
     def log_dir(self) -> Path:
@@ -172,13 +203,6 @@ class BenchSession:
     def baselines_dir(self) -> Path:
         return Path(self.config.getoption("--baselines-dir")).resolve()
 
-    def baseline_path(self, case: Case, suffix: str = ".json") -> Path:
-        """``<baselines>/<hardware-id>/<suite>/<server-id>/<load-id><suffix>``: one file per config, as pytest ids."""
-        _hardware, server_part, load_part = case.id.split("/", 2)
-        return (
-            self.baselines_dir / self.hardware_id / case.suite / server_part / f"{load_part.replace('/', '_')}{suffix}"
-        )
-
     @property
     def hardware_id(self) -> str:
         return detected().hardware_id
@@ -191,7 +215,7 @@ class BenchSession:
         return [(name, load.scaled(multiplier)) for name, load in case.steps]
 
     def run(self, case: Case) -> CaseResult:
-        """n fresh server starts of the case's server, each running every step of the case."""
+        """n fresh server starts of the case's server, each running every step; then baseline and gate."""
         result = run_case(
             case.id,
             case.server,
@@ -201,8 +225,32 @@ class BenchSession:
             self.log_dir,
             self.progress,
         )
-        self.record(case, result)
+        rows = self._baseline_or_gate(case, result)
+        self.record(case, result, gate=[row.to_dict() for row in rows])
+        record_benchmarks(
+            benchmark_session_of(self.config), self.current_item, case.id, result.values(), detected().fingerprint()
+        )
+        mode = self.config.getoption("--gate")
+        if mode != "off" and gate_failed(rows, mode):
+            pytest.fail(f"regression gate ({mode}) failed for {case.id}:\n{render_gate(rows)}", pytrace=False)
         return result
+
+    def _baseline_or_gate(self, case: Case, result: CaseResult) -> list[Comparison]:
+        if self.update_baselines:
+            path = self.regression.record(case.suite, case.id, result)
+            self.progress(f"[{case.id}] baseline written: {path}")
+            return []
+        try:
+            return self.regression.check(case.suite, case.id, result)
+        except BaselineError as exc:
+            self.record(case, result)
+            pytest.fail(str(exc), pytrace=False)
+
+    def compare_arms(self, case: Case, a: CaseResult, b: CaseResult) -> list[Comparison]:
+        """The second arm against the first, as gate rows (reported with the case, never failing it)."""
+        rows = self.regression.compare_arms(case.id, a, b, case.suite)
+        self.annotate(ab=[row.to_dict() for row in rows])
+        return rows
 
     def run_ab(self, case: Case) -> dict[str, CaseResult]:
         """The case's arms, interleaved start by start (A, B, A, B, ...), n starts per arm."""

@@ -22,4 +22,4 @@ def test_aiter_ablation(case, bench) -> None:
     rows = bench.compare_arms(case, a, b)
     bench.progress(f"[{case.id}] {name_b} vs {name_a}:")
     for row in rows:
-        bench.progress(f"  {row}")
+        bench.progress(f"  {row.verdict.value}: {row.reason}")

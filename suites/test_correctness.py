@@ -24,7 +24,7 @@ def test_correctness(case, bench) -> None:
         diff = mismatches(runs[0], run, prompts)
         assert not diff, f"start {i} computed different greedy outputs than start 1:\n" + "\n".join(diff)
 
-    golden = bench.baseline_path(case, suffix=".golden.json")
+    golden = bench.regression.path_for(case.suite, case.id).with_suffix(".golden.json")
     if bench.update_baselines:
         save_golden(golden, prompts, runs[0], {"server": case.server.id, "max_tokens": max_tokens})
         bench.progress(f"[{case.id}] golden outputs written to {golden}")

@@ -1,0 +1,86 @@
+"""RegressionGate: record a baseline, then gate an A/A rerun, a planted slowdown, a corrupted file, other hardware.
+
+Per-start values are simulated (the statistics are the subject here; tests/test_gate_vllm.py does it with vLLM).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from servegate.baseline import BaselineError
+from servegate.config import LoadConfig, ServerConfig
+from servegate.hardware import detected
+from servegate.launch.base import StartupFacts
+from servegate.load.client import RunResult
+from servegate.load.measure import LevelResult
+from servegate.load.records import RequestRecord
+from servegate.metrics import summarize
+from servegate.regression import RegressionGate
+from servegate.runner import CaseResult, StartResult
+from servegate.stats import Verdict
+
+CASE_ID = "cpu/tiny-llama/c4-in8-out4"
+HW = detected().hardware_id
+
+
+def start(i: int, slowdown: float) -> StartResult:
+    """One simulated start: four requests whose timings scale with ``slowdown`` (1.0 = baseline speed)."""
+    records = []
+    for k in range(4):
+        t = [x * slowdown for x in (0.100, 0.110, 0.120, 0.130)]
+        r = RequestRecord(k, 8, 4, scheduled_at=0.0, sent_at=0.0, chunk_times=t, done_at=t[-1])
+        r.prompt_tokens, r.output_tokens = 8, 4
+        records.append(r)
+    summary = summarize(RunResult(records, 0.0, 0.14 * slowdown, 0.0))
+    return StartResult(i, StartupFacts(vllm_version="0.32.0"), [LevelResult("c4", 4, None, summary)], None, 0.0)
+
+
+def case(slowdowns: list[float]) -> CaseResult:
+    return CaseResult(
+        CASE_ID,
+        ServerConfig(model="tiny-llama"),
+        LoadConfig(concurrency=4, num_requests=4, prompt_tokens=8, output_tokens=4),
+        [start(i, s) for i, s in enumerate(slowdowns)],
+    )
+
+
+def noisy(rng: np.random.Generator, level: float, cov: float = 0.005, n: int = 5) -> list[float]:
+    return list(level * (1 + cov * rng.standard_normal(n)))
+
+
+def test_a_a_rerun_is_not_regressed_and_a_planted_slowdown_is(tmp_path: Path) -> None:
+    rng = np.random.default_rng(7)
+    gate = RegressionGate(tmp_path, HW, family_size=5)
+    path = gate.record("serving", CASE_ID, case(noisy(rng, 1.0)))
+    assert path.is_file() and path.is_relative_to(tmp_path / HW / "serving")
+
+    same = gate.check("serving", CASE_ID, case(noisy(rng, 1.0)))
+    assert {r.verdict for r in same} <= {Verdict.OK, Verdict.INCONCLUSIVE}, [r.reason for r in same]
+    assert any(r.verdict is Verdict.OK for r in same)
+
+    slower = gate.check("serving", CASE_ID, case(noisy(rng, 1.2)))
+    regressed = {r.metric for r in slower if r.verdict is Verdict.REGRESSED}
+    assert {"ttft_median_ms", "output_throughput", "request_throughput"} <= regressed, [r.reason for r in slower]
+
+
+def test_missing_corrupted_and_foreign_baselines_say_what_to_do(tmp_path: Path) -> None:
+    gate = RegressionGate(tmp_path, HW)
+    (row,) = gate.check("serving", CASE_ID, case([1.0, 1.0]))
+    assert row.verdict is Verdict.NOT_COMPARED and "--update-baselines" in row.reason
+
+    path = gate.record("serving", CASE_ID, case([1.0, 1.01, 0.99]))
+    path.write_text(path.read_text()[:-40])  # a truncated file, as a crash mid-write by another tool leaves it
+    with pytest.raises(BaselineError, match=str(path)):
+        gate.check("serving", CASE_ID, case([1.0, 1.0]))
+
+    gate.record("serving", CASE_ID, case([1.0, 1.01, 0.99]))
+    doc = json.loads(path.read_text())
+    doc["fingerprint"]["hardware_name"] = "AMD Instinct MI300X"
+    path.write_text(json.dumps(doc))
+    rows = gate.check("serving", CASE_ID, case([1.0, 1.01]))
+    assert [r.verdict for r in rows] == [Verdict.NOT_COMPARED]
+    assert "MI300X" in rows[0].reason
