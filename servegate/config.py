@@ -83,6 +83,10 @@ class ServerConfig:
             parts.append(f"tp{self.tensor_parallel_size}")
         if self.block_size is not None:
             parts.append(f"bs{self.block_size}")
+        if self.max_num_seqs is not None:
+            parts.append(f"seqs{self.max_num_seqs}")
+        if self.max_num_batched_tokens is not None:
+            parts.append(f"mbt{self.max_num_batched_tokens}")
         if self.enforce_eager:
             parts.append("eager")
         for key, value in self.env:
