@@ -1,3 +1,3 @@
-"""Thin pytest glue: the servegate plugin, its pytest-benchmark bridge and the shared fixtures (see fixtures/)."""
+"""Thin pytest glue: the servegate plugin and the shared fixtures (see fixtures/)."""
 
-pytest_plugins = ["servegate.plugin", "servegate.bench_bridge", "fixtures.servers"]
+pytest_plugins = ["servegate.plugin", "fixtures.servers"]

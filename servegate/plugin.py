@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from servegate import compat
+from servegate import bench_bridge, compat
 from servegate.baseline import BaselineError
 from servegate.bench_bridge import benchmark_session_of, record_benchmarks
 from servegate.config import INTENSITY_MULTIPLIERS, ServerConfig
@@ -85,6 +85,7 @@ def pytest_configure(config: pytest.Config) -> None:
     for marker in KNOWN_MARKERS:
         config.addinivalue_line("markers", f"{marker}: suite cases for {MARKER_LABELS[marker]}; skipped elsewhere")
     _check_marker_expression(config)
+    config.pluginmanager.register(bench_bridge, "servegate-bench-bridge")  # machine_info and units of its tables
     bench_session = BenchSession(config)
     config.stash[SESSION_KEY] = bench_session
     config.pluginmanager.register(bench_session, "servegate-session")
@@ -100,6 +101,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if isinstance(case, Case) and item.get_closest_marker("skip") is None:
             size += len(case.steps) * len(DEFAULT_GATED_METRICS)
     config.stash[SESSION_KEY].regression.family_size = max(size, 1)
+
+
+def _benchmark_storage_requested(config: pytest.Config) -> bool:
+    """pytest-benchmark records only when asked for (save, autosave, compare, json): otherwise its tables would
+    repeat the servegate table at the end of every run."""
+    options = ("benchmark_autosave", "benchmark_save", "benchmark_compare", "benchmark_json", "benchmark_histogram")
+    return any(config.getoption(name, None) for name in options)
 
 
 def _check_marker_expression(config: pytest.Config) -> None:
@@ -227,9 +235,10 @@ class BenchSession:
         )
         rows = self._baseline_or_gate(case, result)
         self.record(case, result, gate=[row.to_dict() for row in rows])
-        record_benchmarks(
-            benchmark_session_of(self.config), self.current_item, case.id, result.values(), detected().fingerprint()
-        )
+        if _benchmark_storage_requested(self.config):
+            record_benchmarks(
+                benchmark_session_of(self.config), self.current_item, case.id, result.values(), detected().fingerprint()
+            )
         mode = self.config.getoption("--gate")
         if mode != "off" and gate_failed(rows, mode):
             pytest.fail(f"regression gate ({mode}) failed for {case.id}:\n{render_gate(rows)}", pytrace=False)

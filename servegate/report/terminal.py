@@ -80,8 +80,9 @@ def render_case(case: dict) -> list[str]:
             "  cold start: "
             + ", ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items())
         )
-    for verdict in case.get("gate", []):
-        lines.append(f"  gate {verdict['metric']}: {verdict['verdict']} ({verdict['reason']})")
+    for key, title in (("gate", "gate"), ("ab", "A/B vs first arm")):
+        for row in case.get(key, []):
+            lines.append(f"  {title} {row['metric']}: {row['verdict']} - {row['reason']}")
     return lines
 
 
