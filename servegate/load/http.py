@@ -239,6 +239,17 @@ class HTTPPool:
         _, conn = await asyncio.get_running_loop().create_connection(_Conn, self.host, self.port)
         return conn
 
+    async def prewarm(self, count: int) -> int:
+        """Open ``count`` keep-alive connections before the run starts, so the first wave's TTFT does not include
+        TCP setup (at 512 streams that queue alone added ~70 ms to the first requests). Returns how many opened."""
+        loop = asyncio.get_running_loop()
+        results = await asyncio.gather(
+            *(loop.create_connection(_Conn, self.host, self.port) for _ in range(count)), return_exceptions=True
+        )
+        opened = [conn for res in results if not isinstance(res, BaseException) for conn in [res[1]]]
+        self._idle.extend(opened)
+        return len(opened)
+
     async def connect(self) -> _Conn:
         """A ready connection (opened now if none is idle): call before stamping the send time."""
         return await self._conn()
