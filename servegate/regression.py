@@ -29,9 +29,8 @@ class RegressionGate:
     def path_for(self, suite: str, case_id: str) -> Path:
         return baseline_path(self.baselines_dir, self.hardware_id, suite, case_id)
 
-    def record(self, suite: str, case_id: str, result: CaseResult) -> Path:
-        """Store the case's per-start values and fingerprint as its baseline (atomically)."""
-        baseline = Baseline(
+    def as_baseline(self, suite: str, case_id: str, result: CaseResult) -> Baseline:
+        return Baseline(
             hardware_id=self.hardware_id,
             suite=suite,
             config_id=case_id,
@@ -40,7 +39,10 @@ class RegressionGate:
             load=asdict(result.load),
             fingerprint=_fingerprint(result),
         )
-        return save_baseline(self.baselines_dir, baseline)
+
+    def record(self, suite: str, case_id: str, result: CaseResult) -> Path:
+        """Store the case's per-start values and fingerprint as its baseline (atomically)."""
+        return save_baseline(self.baselines_dir, self.as_baseline(suite, case_id, result))
 
     def check(self, suite: str, case_id: str, result: CaseResult) -> list[Comparison]:
         """Rows for this case against its baseline; a missing baseline is one NOT COMPARED row saying how to make
@@ -73,15 +75,7 @@ class RegressionGate:
     def compare_arms(self, case_id: str, a: CaseResult, b: CaseResult, suite: str) -> list[Comparison]:
         """Arm B against arm A of an ablation (same machine, same session): rows as the gate would give them,
         corrected within this comparison only, since an ablation reports and does not gate."""
-        reference = Baseline(
-            hardware_id=self.hardware_id,
-            suite=suite,
-            config_id=case_id,
-            values=a.values(),
-            server=asdict(a.server),
-            load=asdict(a.load),
-            fingerprint=_fingerprint(a),
-        )
+        reference = self.as_baseline(suite, case_id, a)
         return evaluate(b.values(), reference, self.gated_metrics, self.tolerance, config_id=case_id)
 
 

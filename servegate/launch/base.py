@@ -100,3 +100,17 @@ def wait_healthy(
         if on_tick is not None:
             on_tick(elapsed)
         time.sleep(interval_s)
+
+
+def health_ticker(on_progress: Callable[[str], None] | None, what: str) -> Callable[[float], None] | None:
+    """A wait_healthy tick that reports every 15 s: a server start takes minutes and must show it is alive."""
+    if on_progress is None:
+        return None
+    last = [0.0]
+
+    def tick(elapsed: float) -> None:
+        if elapsed - last[0] >= 15.0:
+            last[0] = elapsed
+            on_progress(f"{what} ({elapsed:.0f} s)")
+
+    return tick

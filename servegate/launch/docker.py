@@ -27,7 +27,7 @@ from typing import IO, Any, Literal
 
 from servegate.config import ServerConfig
 from servegate.hardware import ROCM_MARKERS, CommandResult, detected, run_command
-from servegate.launch.base import ServerHandle, ServerStartError, log_tail, wait_healthy
+from servegate.launch.base import ServerHandle, ServerStartError, health_ticker, log_tail, wait_healthy
 from servegate.launch.local import QUIET_ENV, free_port
 from servegate.launch.logparse import parse_startup_log
 from servegate.redact import is_secret_name, redact_text
@@ -259,16 +259,7 @@ class DockerLauncher:
                     os.environ[key] = value
 
     def _tick(self, config: ServerConfig) -> Callable[[float], None] | None:
-        if self.on_progress is None:
-            return None
-        last = [0.0]
-
-        def tick(elapsed: float) -> None:
-            if elapsed - last[0] >= 15.0:
-                last[0] = elapsed
-                self.on_progress(f"{config.id}: waiting for the container's /health ({elapsed:.0f} s)")
-
-        return tick
+        return health_ticker(self.on_progress, f"{config.id}: waiting for the container's /health")
 
 
 __all__ = ["ROCM_DEVICE_FLAGS", "DockerLauncher", "container_name"]

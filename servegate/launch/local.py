@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from servegate.config import ServerConfig
-from servegate.launch.base import ServerHandle, ServerStartError, log_tail, wait_healthy
+from servegate.launch.base import ServerHandle, ServerStartError, health_ticker, log_tail, wait_healthy
 from servegate.launch.logparse import parse_startup_log
 from servegate.redact import redact_text
 
@@ -151,16 +151,7 @@ class LocalProcessLauncher:
         return proc, time.monotonic() - t0
 
     def _tick(self, config: ServerConfig) -> Callable[[float], None] | None:
-        if self.on_progress is None:
-            return None
-        last = [0.0]
-
-        def tick(elapsed: float) -> None:
-            if elapsed - last[0] >= 15.0:
-                last[0] = elapsed
-                self.on_progress(f"{config.id}: waiting for /health ({elapsed:.0f} s)")
-
-        return tick
+        return health_ticker(self.on_progress, f"{config.id}: waiting for /health")
 
     @staticmethod
     def _describe_failure(proc: subprocess.Popen[bytes], log_path: Path) -> str:
