@@ -296,9 +296,10 @@ class StubServer:
             loop.run_forever()
         finally:
             server.close()
-            for task in asyncio.all_tasks(loop):
+            tasks = asyncio.all_tasks(loop)
+            for task in tasks:
                 task.cancel()
-            loop.run_until_complete(asyncio.sleep(0))
+            loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
             loop.close()
 
     def __enter__(self) -> StubServer:
@@ -362,7 +363,7 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         server.close()
         stub.ticker_task.cancel()  # type: ignore[attr-defined]
-        loop.run_until_complete(asyncio.sleep(0))
+        loop.run_until_complete(asyncio.gather(stub.ticker_task, return_exceptions=True))  # type: ignore[attr-defined]
         loop.close()
 
 
