@@ -84,7 +84,15 @@ def session_document(cases: list[dict], environment: dict[str, Any]) -> dict:
 def write_results(path: Path, document: dict) -> Path:
     """Atomic, so a crash or a full disk never leaves a half-written results file behind."""
     text = json.dumps(redact_obj(document), indent=2, sort_keys=False, default=_jsonable, allow_nan=True)
-    atomic_write_text(path, text + "\n")
+    try:
+        atomic_write_text(path, text + "\n")
+    except OSError as exc:
+        # A bare "[Errno 28] No space left on device" names neither the file nor what became of the old one.
+        raise OSError(
+            exc.errno,
+            f"cannot write the results JSON {path}: {exc.strerror or exc}; nothing was replaced "
+            f"(a previous file there is intact, no partial file was left)",
+        ) from exc
     return path
 
 

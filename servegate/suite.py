@@ -28,6 +28,7 @@ from typing import Any, get_args
 import yaml
 
 from servegate.config import SLO, LoadConfig, ProfileKind, ServerConfig, dataclass_from_mapping, normalize_env
+from servegate.hardware import KNOWN_MARKERS
 
 SUITE_KEYS = {"restarts", "servers", "loads", "phases", "arms", "gate", "description", "options"}
 TOP_KEYS = {"hardware", "defaults", "suites", "description"}
@@ -78,6 +79,9 @@ def load_suite_file(path: Path) -> list[Case]:
     hardware = data.get("hardware")
     if not isinstance(hardware, str) or not hardware:
         raise SuiteError(f"{path}: 'hardware' must name the target (e.g. cpu, mi300x), got {hardware!r}")
+    if hardware not in KNOWN_MARKERS:
+        # An unknown marker would make every case of the file skip as 'unknown hardware': a typo must not pass.
+        raise SuiteError(f"{path}: hardware: {hardware!r} is not a known marker; allowed: {', '.join(KNOWN_MARKERS)}")
     defaults = data.get("defaults") or {}
     _check_keys(defaults, {"server", "load"}, f"{path}: defaults")
     suites = data.get("suites")
@@ -183,7 +187,7 @@ def _server(data: dict, where: str, base: Path) -> ServerConfig:
     try:
         return dataclass_from_mapping(ServerConfig, data, where)
     except (TypeError, ValueError) as exc:
-        raise SuiteError(str(exc)) from exc
+        raise SuiteError(_where(where, exc)) from exc
 
 
 def _resolve_model(model: str, base: Path) -> str:
@@ -208,15 +212,28 @@ def _load(data: dict, where: str) -> LoadConfig:
             data[key] = tuple(data[key])
     if data.get("endpoint", "completions") not in ("completions", "chat"):
         raise SuiteError(f"{where}.endpoint: {data['endpoint']!r} is not one of completions, chat")
+    for f in _POSITIVE_INTS:  # before construction: LoadConfig's own checks would fail with a bare TypeError
+        value = data.get(f, 1)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise SuiteError(f"{where}.{f}: expected an integer >= 1, got {value!r}")
     try:
         load = dataclass_from_mapping(LoadConfig, data, where)
     except (TypeError, ValueError) as exc:
-        raise SuiteError(str(exc)) from exc
-    for f in ("num_requests", "concurrency", "prompt_tokens", "output_tokens"):
+        raise SuiteError(_where(where, exc)) from exc
+    for f in _POSITIVE_INTS:
         value = getattr(load, f)
         if not isinstance(value, int) or value < 1:
             raise SuiteError(f"{where}.{f}: expected an integer >= 1, got {value!r}")
     return load
+
+
+_POSITIVE_INTS = ("num_requests", "concurrency", "prompt_tokens", "output_tokens")
+
+
+def _where(where: str, exc: Exception) -> str:
+    """The error text prefixed with the file and key path unless it already starts with them."""
+    msg = str(exc)
+    return msg if msg.startswith(where) else f"{where}: {msg}"
 
 
 def _check_keys(data: dict, allowed: set[str], where: str) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -17,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from servegate.baseline import atomic_write_text
 from servegate.config import ServerConfig
 from servegate.launch.base import ServerHandle, ServerStartError, health_ticker, log_tail, wait_healthy
 from servegate.launch.logparse import parse_startup_log
@@ -28,6 +30,10 @@ PORT_RETRIES = 3
 
 # Always set for servers we start: no telemetry calls home from a benchmark host.
 QUIET_ENV = {"VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}
+
+
+class _PortTaken(ServerStartError):
+    """Another process answered on our port: retry on a fresh one (see _spawn_and_wait)."""
 
 
 def free_port() -> int:
@@ -100,6 +106,7 @@ class LocalProcessLauncher:
 
     @contextlib.contextmanager
     def start(self, config: ServerConfig, log_dir: Path) -> Iterator[ServerHandle]:
+        _check_local_model(config.model)
         log_dir.mkdir(parents=True, exist_ok=True)
         for attempt in range(1, PORT_RETRIES + 1):
             port = free_port()
@@ -113,6 +120,7 @@ class LocalProcessLauncher:
             yield ServerHandle(config, f"http://127.0.0.1:{port}", log_path, facts, pid=proc.pid)
         finally:
             stop_process_group(proc)
+            redact_log_file(log_path)
 
     def _spawn_and_wait(
         self, config: ServerConfig, port: int, log_path: Path, last_attempt: bool
@@ -140,13 +148,24 @@ class LocalProcessLauncher:
                 describe=lambda: self._describe_failure(proc, log_path),
                 on_tick=self._tick(config),
             )
-        except ServerStartError:
+            if not _wait_own_listener(proc, port, config.startup_timeout_s):
+                # /health answered, but from another process on this port (an xdist sibling's server, or
+                # anything else that got the port between free_port() and our bind). Ours will fail to bind.
+                raise _PortTaken(
+                    f"port {port} answers /health but is not served by process group {proc.pid}: "
+                    f"Address already in use.\n{self._describe_failure(proc, log_path)}"
+                )
+        except ServerStartError as exc:
             stop_process_group(proc)
-            if not last_attempt and "Address already in use" in log_tail(log_path, 80):
+            redact_log_file(log_path)
+            if not last_attempt and (isinstance(exc, _PortTaken) or "Address already in use" in log_tail(log_path, 80)):
+                if self.on_progress is not None:
+                    self.on_progress(f"{config.id}: port {port} was taken meanwhile; retrying on another port")
                 return None, 0.0
             raise
         except BaseException:
             stop_process_group(proc)
+            redact_log_file(log_path)
             raise
         return proc, time.monotonic() - t0
 
@@ -157,6 +176,97 @@ class LocalProcessLauncher:
     def _describe_failure(proc: subprocess.Popen[bytes], log_path: Path) -> str:
         code = proc.poll()
         status = "still running" if code is None else f"exit code {code}"
-        return redact_text(
-            f"process {proc.pid} ({status}); full log: {log_path}\n--- last lines ---\n{log_tail(log_path)}"
+        tail = log_tail(log_path)
+        cause = probable_cause(tail)
+        head = f"cause: {cause}\n" if cause else ""
+        return redact_text(f"{head}process {proc.pid} ({status}); full log: {log_path}\n--- last lines ---\n{tail}")
+
+
+_ERROR_LINE = re.compile(r"(error|exception)\b", re.I)
+
+
+def probable_cause(tail: str) -> str | None:
+    """The last line of the log that names an error (argparse's ``error:``, an exception's last line), so the
+    message starts with the reason rather than 40 lines of usage text or traceback frames."""
+    for line in reversed(tail.splitlines()):
+        stripped = line.strip()
+        if _ERROR_LINE.search(stripped) and not stripped.startswith(("File ", "raise ", "^")):
+            return stripped[:400]
+    return None
+
+
+def _check_local_model(model: str) -> None:
+    """A model given as a filesystem path (absolute, ./, ../, ~) that does not exist fails here, before a
+    process starts: vLLM would take it for a Hugging Face repo id and answer 'Repo id must be in the form ...'."""
+    if not model.startswith(("/", "./", "../", "~")):
+        return
+    path = Path(model).expanduser()
+    if not path.exists():
+        raise ServerStartError(
+            f"model path {model} does not exist (no server was started); give an existing model directory "
+            f"or a Hugging Face id such as org/name"
         )
+
+
+def _listening_inodes(port: int) -> set[str]:
+    """Inodes of sockets listening on ``port`` (any address), from /proc/net/tcp{,6}; empty if unreadable."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                cols = line.split()
+                if len(cols) > 9 and cols[3] == "0A" and int(cols[1].rsplit(":", 1)[1], 16) == port:
+                    inodes.add(cols[9])
+    return inodes
+
+
+def listener_in_group(port: int, pgid: int) -> bool | None:
+    """Whether a process of group ``pgid`` holds the socket listening on ``port``: True / False, or None when
+    /proc cannot tell (not Linux, hidden /proc): then we trust /health as before."""
+    inodes = _listening_inodes(port)
+    if not inodes:
+        return None if not Path("/proc/net/tcp").exists() else False
+    targets = {f"socket:[{i}]" for i in inodes}
+    for pid in _group_pids(pgid):
+        with contextlib.suppress(OSError):
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                with contextlib.suppress(OSError):
+                    if os.readlink(f"/proc/{pid}/fd/{fd}") in targets:
+                        return True
+    return False
+
+
+def _group_pids(pgid: int) -> list[int]:
+    """PIDs whose process group is ``pgid`` (field 5 of /proc/<pid>/stat)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            if int(stat[stat.rindex(")") + 2 :].split()[2]) == pgid:
+                pids.append(int(entry))
+    return pids
+
+
+def _wait_own_listener(proc: subprocess.Popen[bytes], port: int, deadline_s: float) -> bool:
+    """After /health answered: wait until the listener on ``port`` is ours (True) or our process exits (False)."""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        owned = listener_in_group(port, proc.pid)
+        if owned is None or owned:
+            return True
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.5)
+    return False
+
+
+def redact_log_file(log_path: Path) -> None:
+    """Mask secrets the server itself printed (a token in a traceback, an echoed env) once it has stopped:
+    the log is written by the child directly, so this is the first point where we can rewrite it safely."""
+    with contextlib.suppress(OSError):
+        text = log_path.read_text(encoding="utf-8", errors="replace")
+        masked = redact_text(text)
+        if masked != text:
+            atomic_write_text(log_path, masked)

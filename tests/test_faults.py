@@ -1,0 +1,443 @@
+"""Faults a run can meet that need no real vLLM to produce: each must give a clear message, leave no process
+behind and corrupt no file. (The faults only real vLLM can produce are in tests/test_faults_vllm.py; load-client
+stream faults are in tests/test_client_faults.py and tests/test_sse_fuzz.py.)
+
+Scripted child processes stand in for the server where the launcher's own code paths are under test (port races,
+dead processes, secrets in a log); they measure nothing.
+"""
+
+from __future__ import annotations
+
+import errno
+import http.server
+import json
+import os
+import signal
+import sys
+import textwrap
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import servegate.launch.local as local
+from servegate.baseline import atomic_write_text
+from servegate.config import ServerConfig
+from servegate.launch.base import ServerStartError
+from servegate.launch.local import LocalProcessLauncher, listener_in_group, probable_cause
+from servegate.results import write_results
+from servegate.suite import SuiteError, load_suite_file
+
+pytest_plugins = ["pytester"]
+
+FAKE_TOKEN = "hf_" + "Zq7" * 12  # token-shaped, never a real credential
+
+HEALTHY = """
+import http.server, os, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.end_headers()
+    def log_message(self, *a): pass
+print("token seen by the server:", os.environ.get("HF_TOKEN"), flush=True)
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+"""
+
+
+class ScriptLauncher(LocalProcessLauncher):
+    """Runs a Python script in place of the vLLM module; the port is the last argument."""
+
+    def __init__(self, script: str) -> None:
+        super().__init__(python=sys.executable)
+        self.script = textwrap.dedent(script)
+
+    def command(self, config: ServerConfig, port: int) -> list[str]:
+        return [self.python, "-c", self.script, str(port)]
+
+
+CONFIG = ServerConfig(model="fake-model", name="fake", startup_timeout_s=20.0)
+
+
+def dead(pid: int) -> bool:
+    """Gone or a zombie (a zombie runs nothing)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat[stat.rindex(")") + 2] == "Z"
+
+
+def wait_dead(pid: int, seconds: float = 15.0) -> bool:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if dead(pid):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.fixture
+def impostor() -> Iterator[int]:
+    """Another HTTP server answering 200 on every path: what a sibling xdist worker's vLLM looks like."""
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Launcher: model path missing, port taken, dead server, secrets in the log
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_missing_model_path_fails_before_any_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_spawn(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a server process was started for a model path that does not exist")
+
+    monkeypatch.setattr(local.subprocess, "Popen", no_spawn)
+    missing = tmp_path / "no-such-model"
+    with pytest.raises(ServerStartError) as err, LocalProcessLauncher().start(CONFIG.with_overrides(model=str(missing)),
+                                                                           tmp_path / "logs"):
+        pass
+    assert str(err.value).startswith(f"model path {missing} does not exist (no server was started)")
+    assert not (tmp_path / "logs").exists() or not any((tmp_path / "logs").iterdir())
+
+
+def test_hf_ids_are_not_mistaken_for_paths(tmp_path: Path) -> None:
+    local._check_local_model("Qwen/Qwen2-VL-72B-Instruct")  # no exception: vLLM resolves ids
+    with pytest.raises(ServerStartError, match="does not exist"):
+        local._check_local_model("./missing-model-dir")
+
+
+def test_port_taken_by_another_server_is_retried(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 impostor: int) -> None:
+    """free_port() handed out a port that another server then took (the xdist race): /health answers, but not
+    from our process. The launcher must notice, let our process fail to bind, and retry on a fresh port."""
+    ports = iter([impostor])
+    real_free_port = local.free_port
+    monkeypatch.setattr(local, "free_port", lambda: next(ports, None) or real_free_port())
+    progress: list[str] = []
+    launcher = ScriptLauncher(HEALTHY)
+    launcher.on_progress = progress.append
+    with launcher.start(CONFIG, tmp_path) as server:
+        port = int(server.base_url.rsplit(":", 1)[1])
+        assert port != impostor, "the handle points at the other server"
+        assert listener_in_group(port, server.pid) is True
+    first = next(p for p in tmp_path.glob("*.log") if p.name.endswith(f"-p{impostor}.log"))
+    assert "Address already in use" in first.read_text()
+    assert any(f"port {impostor} was taken meanwhile; retrying" in line for line in progress)
+
+
+def test_port_taken_on_every_attempt_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, impostor: int) -> None:
+    monkeypatch.setattr(local, "free_port", lambda: impostor)
+    progress: list[str] = []
+    launcher = ScriptLauncher(HEALTHY)
+    launcher.on_progress = progress.append
+    with pytest.raises(ServerStartError) as err, launcher.start(CONFIG, tmp_path):
+        pass
+    msg = str(err.value)
+    assert f"port {impostor} answers /health but is not served by process group" in msg
+    assert "Address already in use" in msg and "full log:" in msg
+    assert sum("retrying on another port" in line for line in progress) == local.PORT_RETRIES - 1
+
+
+def test_server_killed_inside_the_context_stops_cleanly(tmp_path: Path) -> None:
+    """SIGKILL of the server while a run holds it: leaving the context must not raise on the dead process."""
+    with ScriptLauncher(HEALTHY).start(CONFIG, tmp_path) as server:
+        os.kill(server.pid, signal.SIGKILL)
+        assert wait_dead(server.pid)
+        assert not server.is_alive()
+    # no exception from the stop path; and nothing of the group is left
+    assert local._group_pids(server.pid) == []
+
+
+def test_probable_cause_puts_the_reason_first() -> None:
+    usage = "usage: api_server.py [-h]\n" + "  [--flag FLAG]\n" * 30
+    assert probable_cause(usage + "api_server.py: error: unrecognized arguments: --bogus") == (
+        "api_server.py: error: unrecognized arguments: --bogus"
+    )
+    tb = 'Traceback (most recent call last):\n  File "x.py", line 1, in <module>\n    raise OSError(e)\nOSError: nope\n'
+    assert probable_cause(tb) == "OSError: nope"
+    assert probable_cause("INFO all fine\nINFO still fine") is None
+
+
+def test_exit_during_start_message_leads_with_the_cause(tmp_path: Path) -> None:
+    script = "import sys\nprint('usage: x\\n' * 50)\nprint('api_server.py: error: unrecognized arguments: --bogus')\n"
+    script += "sys.exit(2)"
+    with pytest.raises(ServerStartError) as err, ScriptLauncher(script).start(CONFIG, tmp_path):
+        pass
+    lines = str(err.value).splitlines()
+    assert lines[0].startswith("server exited during start-up")
+    assert lines[1] == "cause: api_server.py: error: unrecognized arguments: --bogus"
+    assert "exit code 2" in lines[2] and "full log:" in lines[2]
+
+
+@pytest.mark.parametrize("healthy", [True, False], ids=["after-a-run", "failed-start"])
+def test_a_token_the_server_prints_is_masked_in_log_and_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, healthy: bool
+) -> None:
+    monkeypatch.setenv("HF_TOKEN", FAKE_TOKEN)
+    script = HEALTHY if healthy else "import os, sys\nprint('HF_TOKEN=' + os.environ['HF_TOKEN'])\nsys.exit(1)"
+    launcher = ScriptLauncher(script)
+    if healthy:
+        with launcher.start(CONFIG, tmp_path) as server:
+            assert server.is_alive()
+    else:
+        with pytest.raises(ServerStartError) as err, launcher.start(CONFIG, tmp_path):
+            pass
+        assert FAKE_TOKEN not in str(err.value) and "HF_TOKEN=***" in str(err.value)
+    logs = list(tmp_path.glob("*.log"))
+    assert logs, "the server log is kept"
+    for log in logs:
+        text = log.read_text()
+        assert FAKE_TOKEN not in text
+        assert "***" in text  # the token line is there, masked
+    assert not list(tmp_path.glob(".*.tmp")), "the masking rewrite left a temp file"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Suite files: invalid YAML, unknown keys, unknown hardware marker
+# ---------------------------------------------------------------------------------------------------------------
+
+SERVERS = "servers: [{model: m}]"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("hardware: cpu\nsuites: {s: [1,\n", ["not valid YAML", "line 3"]),
+        ("hardwre: cpu\n", ["unknown key(s) hardwre", "allowed: defaults, description, hardware, suites"]),
+        (f"hardware: cpu\nsuites: {{s: {{restart: 2, {SERVERS}, loads: [{{}}]}}}}",
+         ["suites.s: unknown key(s) restart", "allowed: arms, description, gate, loads"]),
+        ("hardware: cpu\nsuites: {s: {servers: [{model: m, tensor_paralel_size: 2}], loads: [{}]}}",
+         ["suites.s.servers[0]: unknown key(s) tensor_paralel_size", "tensor_parallel_size"]),
+        (f"hardware: cpu\nsuites: {{s: {{{SERVERS}, loads: [{{concurency: 2}}]}}}}",
+         ["suites.s.loads[0]: unknown key(s) concurency", "concurrency"]),
+        (f"hardware: cpu\nsuites: {{s: {{{SERVERS}, loads: [{{profile: burst}}]}}}}",
+         ["suites.s.loads[0].profile: 'burst' is not one of synchronous, concurrent"]),
+        (f"hardware: cpu\nsuites: {{s: {{{SERVERS}, loads: [{{num_requests: lots}}]}}}}",
+         ["suites.s.loads[0].num_requests: expected an integer >= 1, got 'lots'"]),
+        (f"hardware: mi999x\nsuites: {{s: {{{SERVERS}, loads: [{{}}]}}}}",
+         ["hardware: 'mi999x' is not a known marker; allowed: cpu, mi300x, mi325x"]),
+        ("- just\n- a list\n", ["expected a mapping with keys"]),
+    ],
+    ids=["yaml", "top-key", "suite-key", "server-key", "load-key", "profile", "type", "marker", "not-mapping"],
+)
+def test_invalid_suite_files_name_file_key_and_allowed_values(tmp_path: Path, text: str, expected: list[str]) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text(text)
+    with pytest.raises(SuiteError) as err:
+        load_suite_file(path)
+    msg = str(err.value)
+    assert msg.startswith(str(path)), msg
+    for fragment in expected:
+        assert fragment in msg, msg
+
+
+CONFTEST = 'pytest_plugins = ["servegate.plugin"]\n'
+
+TEST_MODULE = """
+from servegate.config import LoadConfig
+from servegate.launch.base import StartupFacts
+from servegate.load.client import RunResult
+from servegate.load.measure import LevelResult
+from servegate.load.records import RequestRecord
+from servegate.metrics import summarize
+from servegate.runner import CaseResult, StartResult
+
+SUITE = "serving"
+
+
+def fake_start(i, scale):
+    records = []
+    for k in range(4):
+        r = RequestRecord(k, 8, 4, scheduled_at=0.0, sent_at=0.0, chunk_times=[0.1 * scale, 0.11 * scale,
+                          0.12 * scale, 0.13 * scale], done_at=0.14 * scale)
+        r.prompt_tokens, r.output_tokens = 8, 4
+        records.append(r)
+    summary = summarize(RunResult(records, 0.0, 0.2 * scale, 0.0))
+    return StartResult(i, StartupFacts(vllm_version="test"), [LevelResult("c1", 1, None, summary)], None, 0.0)
+
+
+def test_serving(case, bench):
+    scale = 1.0 + 0.01 * case.load.concurrency
+    result = CaseResult(case.id, case.server, case.load, [fake_start(0, scale), fake_start(1, scale * 1.01)])
+    bench.record(case, result)
+"""
+
+def make_project(pytester: pytest.Pytester, hardware: str = "cpu") -> None:
+    pytester.makeconftest(CONFTEST)
+    suites = pytester.mkdir("suites")
+    (suites / "serving.yaml").write_text(
+        textwrap.dedent(
+            f"""
+            hardware: {hardware}
+            suites:
+              serving:
+                restarts: 2
+                servers: [{{model: some/model}}]
+                loads: [{{concurrency: 1, num_requests: 4}}, {{concurrency: 2, num_requests: 4}}]
+            """
+        )
+    )
+    (suites / "test_serving.py").write_text(TEST_MODULE)
+
+
+def test_unknown_marker_in_a_suite_file_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    make_project(pytester, hardware="mi999x")
+    result = pytester.runpytest_subprocess("suites", "--strict-markers", "-p", "no:cacheprovider")
+    # Raised while collecting: pytest reports it as a collection error (exit 2) with the message in the summary line.
+    assert result.ret in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.INTERRUPTED)
+    result.stdout.fnmatch_lines(["*serving.yaml: hardware: 'mi999x' is not a known marker; allowed: cpu, mi300x*"])
+    assert "passed" not in result.stdout.str().splitlines()[-1]
+
+
+def test_known_markers_are_registered_for_strict_markers(pytester: pytest.Pytester) -> None:
+    make_project(pytester, hardware="mi300x")
+    result = pytester.runpytest_subprocess("suites", "--strict-markers", "-m", "mi300x", "-p", "no:cacheprovider")
+    result.assert_outcomes(skipped=2)  # absent hardware: skipped with a reason, not an unknown-marker error
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Baselines: corrupted JSON, baseline from other hardware (through the plugin, as the user sees them)
+# ---------------------------------------------------------------------------------------------------------------
+
+GATED_MODULE = TEST_MODULE.replace(
+    "    bench.record(case, result)\n",
+    "    rows = bench._baseline_or_gate(case, result)\n"
+    "    bench.record(case, result, gate=[r.to_dict() for r in rows])\n"
+    "    from servegate.gate import gate_failed, render_gate\n"
+    "    mode = bench.config.getoption('--gate')\n"
+    "    if mode != 'off' and gate_failed(rows, mode):\n"
+    "        import pytest; pytest.fail(render_gate(rows), pytrace=False)\n",
+)
+
+
+def test_corrupted_and_foreign_baselines(pytester: pytest.Pytester) -> None:
+    make_project(pytester)
+    (pytester.path / "suites" / "test_serving.py").write_text(GATED_MODULE)
+    args = ("suites", "-m", "cpu", "-p", "no:cacheprovider", "--baselines-dir", "baselines")
+    pytester.runpytest_subprocess(*args, "--update-baselines").assert_outcomes(passed=2)
+    files = sorted((pytester.path / "baselines").rglob("*.json"))
+    assert len(files) == 2, files
+    corrupted, foreign = files
+    corrupted_text = corrupted.read_text()[:120]  # a truncated write from some other tool
+    corrupted.write_text(corrupted_text)
+    doc = json.loads(foreign.read_text())
+    doc["fingerprint"].update(hardware_name="AMD Instinct MI300X", hardware_arch="gfx942", device_count=8)
+    foreign.write_text(json.dumps(doc))
+    foreign_text = foreign.read_text()
+
+    result = pytester.runpytest_subprocess(*args)
+    result.assert_outcomes(passed=1, failed=1)
+    out = result.stdout.str()
+    assert f"{corrupted}: not valid JSON:" in out and "re-record it with --update-baselines" in out
+    assert corrupted.read_text() == corrupted_text, "the corrupted baseline was modified"
+    assert foreign.read_text() == foreign_text
+
+    strict = pytester.runpytest_subprocess(*args, "--gate", "strict")
+    strict.assert_outcomes(failed=2)
+    strict.stdout.fnmatch_lines(["*not compared: baseline from other hardware * vs *"])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Disk full while writing results and baselines
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _enospc(*args: object, **kwargs: object) -> None:
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+class _HalfWriter:
+    """A file whose write() stores half the text, then fails like a full disk: a partial temp file exists."""
+
+    def __init__(self, fh: object) -> None:
+        self.fh = fh
+
+    def __enter__(self) -> _HalfWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.fh.close()  # type: ignore[attr-defined]
+
+    def write(self, text: str) -> int:
+        self.fh.write(text[: len(text) // 2])  # type: ignore[attr-defined]
+        self.fh.flush()  # type: ignore[attr-defined]
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.fh, name)
+
+
+@pytest.mark.parametrize("where", ["fsync", "write"])
+def test_disk_full_leaves_old_results_intact_and_no_temp_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    path = tmp_path / "results" / "results-x.json"
+    write_results(path, {"cases": [{"id": "old"}]})
+    old = path.read_text()
+    import servegate.baseline as baseline_module
+
+    if where == "fsync":
+        monkeypatch.setattr(baseline_module.os, "fsync", _enospc)
+    else:
+        real_fdopen = os.fdopen
+        monkeypatch.setattr(baseline_module.os, "fdopen", lambda *a, **k: _HalfWriter(real_fdopen(*a, **k)))
+    with pytest.raises(OSError) as err:
+        write_results(path, {"cases": [{"id": "new", "pad": "x" * 10_000}]})
+    monkeypatch.undo()
+    assert err.value.errno == errno.ENOSPC
+    assert str(path) in str(err.value) and "No space left on device" in str(err.value)
+    assert "previous file there is intact" in str(err.value)
+    assert path.read_text() == old
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name], "a temp file was left behind"
+
+
+def test_disk_full_on_a_baseline_keeps_the_old_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "b" / "x.json"
+    atomic_write_text(path, '{"old": true}\n')
+    monkeypatch.setattr("servegate.baseline.os.fsync", _enospc)
+    with pytest.raises(OSError, match="No space left"):
+        atomic_write_text(path, '{"new": true}\n')
+    monkeypatch.undo()
+    assert path.read_text() == '{"old": true}\n'
+    assert [p.name for p in path.parent.iterdir()] == ["x.json"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# HF token in the results JSON
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_token_masked_everywhere_in_the_results_json(tmp_path: Path) -> None:
+    doc = {
+        "environment": {"argv": ["--hf-token", FAKE_TOKEN], "HF_TOKEN": FAKE_TOKEN},
+        "cases": [
+            {
+                "server": {"env": {"HF_TOKEN": FAKE_TOKEN}, "extra_args": ["--api-key", "plain-secret-value"]},
+                "first_errors": [f"401 Unauthorized for token {FAKE_TOKEN}"],
+            }
+        ],
+    }
+    path = write_results(tmp_path / "r.json", doc)
+    text = path.read_text()
+    assert FAKE_TOKEN not in text and "plain-secret-value" not in text
+    back = json.loads(text)  # still valid JSON
+    assert back["cases"][0]["server"]["env"]["HF_TOKEN"] == "***"
+
