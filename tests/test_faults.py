@@ -174,6 +174,15 @@ def test_probable_cause_puts_the_reason_first() -> None:
     tb = 'Traceback (most recent call last):\n  File "x.py", line 1, in <module>\n    raise OSError(e)\nOSError: nope\n'
     assert probable_cause(tb) == "OSError: nope"
     assert probable_cause("INFO all fine\nINFO still fine") is None
+    pydantic = (
+        "pydantic_core._pydantic_core.ValidationError: 1 validation error for ModelConfig\n"
+        "  Value error, Invalid repository ID or local directory specified: '/m'.\n"
+        " [type=value_error, input_value=ArgsKwargs((), {'model': '/m'}), input_type=ArgsKwargs]\n"
+        "    For further information visit https://errors.pydantic.dev/2.14/v/value_error"
+    )
+    assert probable_cause(pydantic) == "Value error, Invalid repository ID or local directory specified: '/m'."
+    engine = "(EngineCore pid=12) ERROR 11-23 08:00:00 [core.py:9] EngineCore failed to start.\nINFO shutting down"
+    assert probable_cause(engine) == "(EngineCore pid=12) ERROR 11-23 08:00:00 [core.py:9] EngineCore failed to start."
 
 
 def test_exit_during_start_message_leads_with_the_cause(tmp_path: Path) -> None:

@@ -182,7 +182,10 @@ class LocalProcessLauncher:
         return redact_text(f"{head}process {proc.pid} ({status}); full log: {log_path}\n--- last lines ---\n{tail}")
 
 
-_ERROR_LINE = re.compile(r"(error|exception)\b", re.I)
+# argparse's "prog: error: ...", an exception's "OSError: ...", pydantic's "Value error, ...", vLLM's "ERROR <date>".
+_ERROR_LINE = re.compile(
+    r"^(?:\([^)]*\)\s*)?(?:[\w.]*(?:Error|Exception)[:,]\s|[A-Za-z]+ error[:,]\s|ERROR\s|\S+:\s?error:\s)"
+)
 
 
 def probable_cause(tail: str) -> str | None:
@@ -190,7 +193,7 @@ def probable_cause(tail: str) -> str | None:
     message starts with the reason rather than 40 lines of usage text or traceback frames."""
     for line in reversed(tail.splitlines()):
         stripped = line.strip()
-        if _ERROR_LINE.search(stripped) and not stripped.startswith(("File ", "raise ", "^")):
+        if _ERROR_LINE.match(stripped):
             return stripped[:400]
     return None
 
