@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import signal
 import time
@@ -143,7 +144,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     try:
         cases = [c for c in discover(suite_dir) if c.suite == suite]
     except SuiteError as exc:
-        raise pytest.UsageError(str(exc)) from exc
+        pytest.exit(f"servegate: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
     metafunc.parametrize("case", [pytest.param(c, id=c.id, marks=_marks_for(c)) for c in cases])
 
 
@@ -313,15 +314,18 @@ class BenchSession:
     def write(self) -> Path | None:
         if not self.cases or self.is_xdist_worker:  # workers' cases reach the controller inside their reports
             return None
-        path = self.results_dir / f"results-{self.stamp}.json"
+        path = self.results_dir / f"results-{self.stamp}-{os.getpid()}.json"  # two sessions in one second
         env = {
             "hardware": detected().fingerprint(),
             "argv": list(self.config.invocation_params.args),
             "pytest_xdist_workers": self.config.getoption("numprocesses", None),
         }
         document = session_document(self.cases, env)
-        self.results_path = write_results(path, document)
-        self.html_path = write_html_report(json.loads(self.results_path.read_text()), path.with_suffix(".html"))
+        try:
+            self.results_path = write_results(path, document)
+            self.html_path = write_html_report(json.loads(self.results_path.read_text()), path.with_suffix(".html"))
+        except OSError as exc:  # disk full, read-only results dir: say so instead of an INTERNALERROR traceback
+            self.progress(f"results NOT written: {exc}")
         return self.results_path
 
 

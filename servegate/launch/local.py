@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 from servegate.baseline import atomic_write_text
@@ -89,9 +89,11 @@ class LocalProcessLauncher:
         self,
         python: str | None = None,
         on_progress: Callable[[str], None] | None = None,
+        device_env: Mapping[str, str] | None = None,
     ) -> None:
         self.python = python or os.environ.get("SERVEGATE_VLLM_PYTHON", sys.executable)
         self.on_progress = on_progress
+        self.device_env = dict(device_env or {})  # this worker's GPUs / cores (servegate.devices), not in config ids
 
     def command(self, config: ServerConfig, port: int) -> list[str]:
         return [self.python, "-m", SERVER_MODULE, *config.cli_args(), "--host", "127.0.0.1", "--port", str(port)]
@@ -99,6 +101,7 @@ class LocalProcessLauncher:
     def environment(self, config: ServerConfig) -> dict[str, str]:
         env = dict(os.environ)
         env.update(QUIET_ENV)
+        env.update(self.device_env)
         if Path(config.model).is_dir():
             env.setdefault("HF_HUB_OFFLINE", "1")  # a local model never needs the hub; fail fast instead of hanging
         env.update(config.env_dict)
