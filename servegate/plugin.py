@@ -71,6 +71,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help=f"relative change tolerated before a metric can be REGRESSED (default {DEFAULT_TOLERANCE:g})",
     )
     group.addoption(
+        "--launcher",
+        choices=("local", "docker"),
+        default=None,
+        help="start every server this way, whatever the suite file says (local: inside a vLLM container or venv)",
+    )
+    group.addoption(
         "--vllm-url",
         default=None,
         help="measure an already running server at this loopback URL instead of starting one (no lifecycle)",
@@ -201,6 +207,7 @@ class BenchSession:
         return DispatchLauncher(
             vllm_python=self.config.getoption("--vllm-python"),
             vllm_url=self.config.getoption("--vllm-url"),
+            launcher=self.config.getoption("--launcher"),
             on_progress=self.progress,
         )
 

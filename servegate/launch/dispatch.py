@@ -24,19 +24,22 @@ class DispatchLauncher:
         self,
         vllm_python: str | None = None,
         vllm_url: str | None = None,
+        launcher: str | None = None,
         on_progress: Callable[[str], None] | None = None,
     ) -> None:
         self.vllm_python = vllm_python
         self.vllm_url = vllm_url
+        self.launcher = launcher  # overrides every config's launcher (e.g. "local" inside the vLLM container)
         self.on_progress = on_progress
 
     @contextlib.contextmanager
     def start(self, config: ServerConfig, log_dir: Path) -> Iterator[ServerHandle]:
         hw = detected()
         device_env = server_env(hw.vendor, hw.count, config.tensor_parallel_size)  # this xdist worker's share
-        if self.vllm_url or config.launcher == "external":
+        kind = self.launcher or config.launcher
+        if self.vllm_url or kind == "external":
             launcher = ExternalLauncher(self.vllm_url or config.url)
-        elif config.launcher == "docker":
+        elif kind == "docker":
             ids = device_env.get("HIP_VISIBLE_DEVICES") or device_env.get("CUDA_VISIBLE_DEVICES")
             devices = [int(x) for x in ids.split(",")] if ids else None
             launcher = DockerLauncher(image=config.image, devices=devices, on_progress=self.on_progress)
