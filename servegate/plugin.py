@@ -322,10 +322,15 @@ class BenchSession:
         if not self.cases or self.is_xdist_worker:  # workers' cases reach the controller inside their reports
             return None
         path = self.results_dir / f"results-{self.stamp}-{os.getpid()}.json"  # two sessions in one second
+        hw = detected()
         env = {
-            "hardware": detected().fingerprint(),
-            "argv": list(self.config.invocation_params.args),
-            "pytest_xdist_workers": self.config.getoption("numprocesses", None),
+            "hardware": hw.describe(),
+            "hardware id": hw.hardware_id,
+            "command": "pytest " + " ".join(self.config.invocation_params.args),
+            "xdist workers": self.config.getoption("numprocesses", None) or "none (serial)",
+            "gate": f"{self.config.getoption('--gate')}, tolerance {self.regression.tolerance:g}, "
+            f"planned family {self.regression.family_size}",
+            "fingerprint": hw.fingerprint(),
         }
         document = session_document(self.cases, env)
         try:
