@@ -107,26 +107,30 @@ def model_files(tok: Tokenizer) -> dict[str, str]:
     }
 
 
+def write_or_check(files: dict[str, str], out: Path, check: bool) -> int:
+    """``--check``: exit 1 naming the files that differ from a fresh generation; else write them atomically."""
+    if check:
+        stale = [n for n, text in files.items() if not (out / n).is_file() or (out / n).read_text() != text]
+        if stale:
+            print(f"{out}: differs from a fresh generation in {', '.join(stale)}", file=sys.stderr)
+            return 1
+        print(f"{out}: up to date")
+        return 0
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        with tempfile.NamedTemporaryFile("w", dir=out, delete=False, encoding="utf-8") as fh:
+            fh.write(text)
+        Path(fh.name).replace(out / name)
+    print(f"wrote {len(files)} files to {out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--check", action="store_true", help="compare with the files in --out, write nothing")
     args = parser.parse_args(argv)
-    files = model_files(train_tokenizer())
-    if args.check:
-        stale = [n for n, text in files.items() if not (args.out / n).is_file() or (args.out / n).read_text() != text]
-        if stale:
-            print(f"{args.out}: differs from a fresh generation in {', '.join(stale)}", file=sys.stderr)
-            return 1
-        print(f"{args.out}: up to date")
-        return 0
-    args.out.mkdir(parents=True, exist_ok=True)
-    for name, text in files.items():
-        with tempfile.NamedTemporaryFile("w", dir=args.out, delete=False, encoding="utf-8") as fh:
-            fh.write(text)
-        Path(fh.name).replace(args.out / name)
-    print(f"wrote {len(files)} files to {args.out} (vocab {json.loads(files['config.json'])['vocab_size']})")
-    return 0
+    return write_or_check(model_files(train_tokenizer()), args.out, args.check)
 
 
 if __name__ == "__main__":

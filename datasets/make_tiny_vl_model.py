@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 from tokenizers import AddedToken, Tokenizer
@@ -154,25 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--check", action="store_true", help="compare with the files in --out, write nothing")
     args = parser.parse_args(argv)
-    files = model_files(build_tokenizer())
-    if args.check:
-        stale = [n for n, text in files.items() if not (args.out / n).is_file() or (args.out / n).read_text() != text]
-        if stale:
-            print(f"{args.out}: differs from a fresh generation in {', '.join(stale)}", file=sys.stderr)
-            return 1
-        print(f"{args.out}: up to date")
-        return 0
-    args.out.mkdir(parents=True, exist_ok=True)
-    for name, text in files.items():
-        with tempfile.NamedTemporaryFile("w", dir=args.out, delete=False, encoding="utf-8") as fh:
-            fh.write(text)
-        Path(fh.name).replace(args.out / name)
-    config = json.loads(files["config.json"])
-    print(
-        f"wrote {len(files)} files to {args.out} (vocab {config['text_config']['vocab_size']}, "
-        f"image token {config['image_token_id']}, {IMAGE_TOKENS} tokens per image)"
-    )
-    return 0
+    return text_model.write_or_check(model_files(build_tokenizer()), args.out, args.check)
 
 
 if __name__ == "__main__":
