@@ -241,6 +241,12 @@ class BenchSession:
             self.log_dir,
             self.progress,
         )
+        self.conclude(case, result)
+        return result
+
+    def conclude(self, case: Case, result: CaseResult) -> None:
+        """Record the case's baseline or gate it, keep its document (and pytest-benchmark records), and fail the
+        test when the gate says so."""
         rows = self._baseline_or_gate(case, result)
         self.record(case, result, gate=[row.to_dict() for row in rows])
         if _benchmark_storage_requested(self.config):
@@ -250,7 +256,6 @@ class BenchSession:
         mode = self.config.getoption("--gate")
         if mode != "off" and gate_failed(rows, mode):
             pytest.fail(f"regression gate ({mode}) failed for {case.id}:\n{render_gate(rows)}", pytrace=False)
-        return result
 
     def _baseline_or_gate(self, case: Case, result: CaseResult) -> list[Comparison]:
         if self.update_baselines:

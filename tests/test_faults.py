@@ -13,7 +13,6 @@ import http.server
 import json
 import os
 import signal
-import sys
 import textwrap
 import threading
 from collections.abc import Iterator
@@ -28,6 +27,7 @@ from servegate.launch.base import ServerStartError
 from servegate.launch.local import LocalProcessLauncher, listener_in_group, probable_cause
 from servegate.results import write_results
 from servegate.suite import SuiteError, load_suite_file
+from servegate.testing.fakes import FAKE_SUITE_MODULE, ScriptLauncher
 
 pytest_plugins = ["pytester"]
 
@@ -42,17 +42,6 @@ class H(http.server.BaseHTTPRequestHandler):
 print("token seen by the server:", os.environ.get("HF_TOKEN"), flush=True)
 http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 """
-
-
-class ScriptLauncher(LocalProcessLauncher):
-    """Runs a Python script in place of the vLLM module; the port is the last argument."""
-
-    def __init__(self, script: str) -> None:
-        super().__init__(python=sys.executable)
-        self.script = textwrap.dedent(script)
-
-    def command(self, config: ServerConfig, port: int) -> list[str]:
-        return [self.python, "-c", self.script, str(port)]
 
 
 CONFIG = ServerConfig(model="fake-model", name="fake", startup_timeout_s=20.0)
@@ -260,34 +249,6 @@ def test_invalid_suite_files_name_file_key_and_allowed_values(tmp_path: Path, te
 
 CONFTEST = 'pytest_plugins = ["servegate.plugin"]\n'
 
-TEST_MODULE = """
-from servegate.config import LoadConfig
-from servegate.launch.base import StartupFacts
-from servegate.load.client import RunResult
-from servegate.load.measure import LevelResult
-from servegate.load.records import RequestRecord
-from servegate.metrics import summarize
-from servegate.runner import CaseResult, StartResult
-
-SUITE = "serving"
-
-
-def fake_start(i, scale):
-    records = []
-    for k in range(4):
-        r = RequestRecord(k, 8, 4, scheduled_at=0.0, sent_at=0.0, chunk_times=[0.1 * scale, 0.11 * scale,
-                          0.12 * scale, 0.13 * scale], done_at=0.14 * scale)
-        r.prompt_tokens, r.output_tokens = 8, 4
-        records.append(r)
-    summary = summarize(RunResult(records, 0.0, 0.2 * scale, 0.0))
-    return StartResult(i, StartupFacts(vllm_version="test"), [LevelResult("c1", 1, None, summary)], None, 0.0)
-
-
-def test_serving(case, bench):
-    scale = 1.0 + 0.01 * case.load.concurrency
-    result = CaseResult(case.id, case.server, case.load, [fake_start(0, scale), fake_start(1, scale * 1.01)])
-    bench.record(case, result)
-"""
 
 def make_project(pytester: pytest.Pytester, hardware: str = "cpu") -> None:
     pytester.makeconftest(CONFTEST)
@@ -304,7 +265,7 @@ def make_project(pytester: pytest.Pytester, hardware: str = "cpu") -> None:
             """
         )
     )
-    (suites / "test_serving.py").write_text(TEST_MODULE)
+    (suites / "test_serving.py").write_text(FAKE_SUITE_MODULE)
 
 
 def test_unknown_marker_in_a_suite_file_is_a_usage_error(pytester: pytest.Pytester) -> None:
@@ -326,15 +287,8 @@ def test_known_markers_are_registered_for_strict_markers(pytester: pytest.Pytest
 # Baselines: corrupted JSON, baseline from other hardware (through the plugin, as the user sees them)
 # ---------------------------------------------------------------------------------------------------------------
 
-GATED_MODULE = TEST_MODULE.replace(
-    "    bench.record(case, result)\n",
-    "    rows = bench._baseline_or_gate(case, result)\n"
-    "    bench.record(case, result, gate=[r.to_dict() for r in rows])\n"
-    "    from servegate.gate import gate_failed, render_gate\n"
-    "    mode = bench.config.getoption('--gate')\n"
-    "    if mode != 'off' and gate_failed(rows, mode):\n"
-    "        import pytest; pytest.fail(render_gate(rows), pytrace=False)\n",
-)
+# as BenchSession.run() ends: baseline or gate, record, fail on the gate's verdict
+GATED_MODULE = FAKE_SUITE_MODULE.replace("bench.record(case, result)", "bench.conclude(case, result)")
 
 
 def test_corrupted_and_foreign_baselines(pytester: pytest.Pytester) -> None:

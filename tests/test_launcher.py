@@ -7,8 +7,6 @@ cannot be made to take on demand (see tests/test_vllm_integration.py for the rea
 from __future__ import annotations
 
 import os
-import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -17,18 +15,7 @@ import pytest
 from servegate.config import ServerConfig
 from servegate.launch.base import ServerStartError
 from servegate.launch.local import LocalProcessLauncher
-
-
-class ScriptLauncher(LocalProcessLauncher):
-    """Runs a Python script in place of the vLLM module; the port is passed as the last argument."""
-
-    def __init__(self, script: str) -> None:
-        super().__init__(python=sys.executable)
-        self.script = textwrap.dedent(script)
-
-    def command(self, config: ServerConfig, port: int) -> list[str]:
-        return [self.python, "-c", self.script, str(port)]
-
+from servegate.testing.fakes import ScriptLauncher
 
 CONFIG = ServerConfig(model="fake-model", startup_timeout_s=5.0)
 

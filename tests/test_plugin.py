@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from servegate.testing.fakes import FAKE_SUITE_MODULE
+
 pytest_plugins = ["pytester"]
 
 CONFTEST = """
@@ -27,34 +29,6 @@ hw._CACHE["hw"] = hw.HardwareInfo(
 )
 """
 
-TEST_MODULE = """
-from servegate.config import LoadConfig
-from servegate.launch.base import StartupFacts
-from servegate.load.client import RunResult
-from servegate.load.measure import LevelResult
-from servegate.load.records import RequestRecord
-from servegate.metrics import summarize
-from servegate.runner import CaseResult, StartResult
-
-SUITE = "serving"
-
-
-def fake_start(i, scale):
-    records = []
-    for k in range(4):
-        r = RequestRecord(k, 8, 4, scheduled_at=0.0, sent_at=0.0, chunk_times=[0.1 * scale, 0.11 * scale,
-                          0.12 * scale, 0.13 * scale], done_at=0.14 * scale)
-        r.prompt_tokens, r.output_tokens = 8, 4
-        records.append(r)
-    summary = summarize(RunResult(records, 0.0, 0.2 * scale, 0.0))
-    return StartResult(i, StartupFacts(vllm_version="test"), [LevelResult("c1", 1, None, summary)], None, 0.0)
-
-
-def test_serving(case, bench):
-    scale = 1.0 + 0.01 * case.load.concurrency
-    result = CaseResult(case.id, case.server, case.load, [fake_start(0, scale), fake_start(1, scale * 1.01)])
-    bench.record(case, result)
-"""
 
 
 def suite_yaml(hardware: str, servers: str = "- model: some/model") -> str:
@@ -79,7 +53,7 @@ def make_project(
     pytester.makeconftest(CONFTEST.format(fake_hardware=fake))
     suites = pytester.mkdir("suites")
     (suites / "serving.yaml").write_text(suite_yaml(hardware, servers))
-    (suites / "test_serving.py").write_text(TEST_MODULE)
+    (suites / "test_serving.py").write_text(FAKE_SUITE_MODULE)
 
 
 def test_absent_hardware_skips_with_one_summary_line(pytester: pytest.Pytester) -> None:

@@ -14,29 +14,13 @@ import pytest
 from servegate.baseline import BaselineError
 from servegate.config import LoadConfig, ServerConfig
 from servegate.hardware import detected
-from servegate.launch.base import StartupFacts
-from servegate.load.client import RunResult
-from servegate.load.measure import LevelResult
-from servegate.load.records import RequestRecord
-from servegate.metrics import summarize
 from servegate.regression import RegressionGate
-from servegate.runner import CaseResult, StartResult
+from servegate.runner import CaseResult
 from servegate.stats import Verdict
+from servegate.testing.fakes import fake_start
 
 CASE_ID = "cpu/tiny-llama/c4-in8-out4"
 HW = detected().hardware_id
-
-
-def start(i: int, slowdown: float) -> StartResult:
-    """One simulated start: four requests whose timings scale with ``slowdown`` (1.0 = baseline speed)."""
-    records = []
-    for k in range(4):
-        t = [x * slowdown for x in (0.100, 0.110, 0.120, 0.130)]
-        r = RequestRecord(k, 8, 4, scheduled_at=0.0, sent_at=0.0, chunk_times=t, done_at=t[-1])
-        r.prompt_tokens, r.output_tokens = 8, 4
-        records.append(r)
-    summary = summarize(RunResult(records, 0.0, 0.14 * slowdown, 0.0))
-    return StartResult(i, StartupFacts(vllm_version="0.32.0"), [LevelResult("c4", 4, None, summary)], None, 0.0)
 
 
 def case(slowdowns: list[float]) -> CaseResult:
@@ -44,7 +28,7 @@ def case(slowdowns: list[float]) -> CaseResult:
         CASE_ID,
         ServerConfig(model="tiny-llama"),
         LoadConfig(concurrency=4, num_requests=4, prompt_tokens=8, output_tokens=4),
-        [start(i, s) for i, s in enumerate(slowdowns)],
+        [fake_start(i, s) for i, s in enumerate(slowdowns)],
     )
 
 

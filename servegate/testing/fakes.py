@@ -1,0 +1,56 @@
+"""Stand-ins for servegate's own tests: a launcher that runs a script instead of vLLM (to drive the lifecycle
+paths real vLLM cannot take on demand) and hand-made server starts (to test statistics, gate and plugin plumbing
+without a server). Never used to measure anything."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+
+from servegate.config import ServerConfig
+from servegate.launch.base import StartupFacts
+from servegate.launch.local import LocalProcessLauncher
+from servegate.load.client import RunResult
+from servegate.load.measure import LevelResult
+from servegate.load.records import RequestRecord
+from servegate.metrics import summarize
+from servegate.runner import StartResult
+
+
+class ScriptLauncher(LocalProcessLauncher):
+    """Runs a Python script in place of the vLLM module; the port is passed as the last argument."""
+
+    def __init__(self, script: str) -> None:
+        super().__init__(python=sys.executable)
+        self.script = textwrap.dedent(script)
+
+    def command(self, config: ServerConfig, port: int) -> list[str]:
+        return [self.python, "-c", self.script, str(port)]
+
+
+def fake_start(index: int, scale: float) -> StartResult:
+    """One server start of four 4-token requests whose every timing is multiplied by ``scale`` (1.0 = reference
+    speed): latencies grow and throughputs shrink in proportion, as a uniformly slower server's would."""
+    records = []
+    for k in range(4):
+        times = [x * scale for x in (0.100, 0.110, 0.120, 0.130)]
+        record = RequestRecord(k, 8, 4, scheduled_at=0.0, sent_at=0.0, chunk_times=times, done_at=0.14 * scale)
+        record.prompt_tokens, record.output_tokens = 8, 4
+        records.append(record)
+    summary = summarize(RunResult(records, 0.0, 0.2 * scale, 0.0))
+    return StartResult(index, StartupFacts(vllm_version="test"), [LevelResult("c1", 1, None, summary)], None, 0.0)
+
+
+# The test module of a scratch pytester project: each case records two hand-made starts instead of running vLLM.
+FAKE_SUITE_MODULE = """
+from servegate.runner import CaseResult
+from servegate.testing.fakes import fake_start
+
+SUITE = "serving"
+
+
+def test_serving(case, bench):
+    scale = 1.0 + 0.01 * case.load.concurrency
+    result = CaseResult(case.id, case.server, case.load, [fake_start(0, scale), fake_start(1, scale * 1.01)])
+    bench.record(case, result)
+"""
