@@ -24,6 +24,7 @@ from servegate.bench_bridge import benchmark_session_of, record_benchmarks
 from servegate.config import INTENSITY_MULTIPLIERS, ServerConfig
 from servegate.gate import DEFAULT_GATED_METRICS, Comparison, gate_failed, render_gate
 from servegate.hardware import KNOWN_MARKERS, MARKER_LABELS, detected, skip_reason_for
+from servegate.launch.base import ServerLostError, ServerStartError
 from servegate.launch.dispatch import DispatchLauncher
 from servegate.regression import RegressionGate
 from servegate.report.html import write_html_report
@@ -368,6 +369,8 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
     bench_session.current_item = item
     try:
         return (yield)
+    except (ServerStartError, ServerLostError) as exc:  # the message says what and where the log is: no traceback
+        pytest.fail(str(exc), pytrace=False)
     finally:
         bench_session.current_item = None
 

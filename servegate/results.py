@@ -62,6 +62,7 @@ def case_document(case_id: str, suite: str, hardware: str, result: CaseResult, e
                 ],
                 "warmup_s": s.warmup_s,
                 "log_path": s.log_path,
+                "server_lost": s.server_lost,
             }
             for s in result.starts
         ],

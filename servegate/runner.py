@@ -32,6 +32,7 @@ class StartResult:
     levels: list[LevelResult]
     log_path: str | None
     warmup_s: float
+    server_lost: str | None = None  # the level during which the server died (its errors are counted there)
 
     @property
     def summary(self) -> RunSummary:
@@ -78,6 +79,7 @@ def run_start(
     say(f"{tag}: launching server")
     levels: list[LevelResult] = []
     warmup_s = 0.0
+    lost: str | None = None
     with launcher.start(server_config, log_dir) as server:
         say(f"{tag}: ready in {server.facts.time_to_ready_s or 0:.0f} s")
         for step_name, load in steps:
@@ -89,9 +91,13 @@ def run_start(
                 if step_name:
                     level.label = f"{step_name}/{level.label}" if len(measured.levels) > 1 else step_name
                 levels.append(level)
+            if measured.server_lost is not None:
+                lost = levels[-1].label
+                say(f"{tag}: the server died during {lost}; the remaining steps of this start are not run")
+                break
             if load.cooldown_s > 0:
                 time.sleep(load.cooldown_s)
-    result = StartResult(index, server.facts, levels, str(server.log_path), warmup_s)
+    result = StartResult(index, server.facts, levels, str(server.log_path), warmup_s, lost)
     summary = result.summary
     say(
         f"{tag}: {summary.output_throughput:.0f} tok/s, TTFT p50 {summary.ttft.median:.1f} ms, "

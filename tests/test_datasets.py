@@ -19,8 +19,10 @@ from servegate.load.images import document_image, image_message
 class WordTokenizer:
     """Stand-in for the served tokenizer: one token per word (plus BOS when asked)."""
 
-    def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
-        return [0] * (len(text.split()) + (1 if add_special_tokens else 0))
+    source = "words"
+
+    def encode(self, texts: list[str], add_special_tokens: bool = True) -> list[list[int]]:
+        return [[0] * (len(text.split()) + (1 if add_special_tokens else 0)) for text in texts]
 
 
 def conv(q: str, a: str) -> dict:

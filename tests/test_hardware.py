@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -240,6 +240,14 @@ def test_rocm_smi_and_nvidia_metric_parse() -> None:
     assert nv[1][1] is None  # "[N/A]" is missing, not zero
 
 
+def wait_until(condition: Callable[[], bool], seconds: float = 30.0) -> None:
+    """Poll for an event of the sampler's thread: on a busy machine a fixed sleep may end before it ran once."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "the sampler thread did not get there"
+        time.sleep(0.01)
+
+
 def test_sampler_collects_from_the_detected_tool() -> None:
     tools = FakeTools({"amd-smi metric": read("amd-smi-metric-mi300x-x8.json")})
     with hw.TelemetrySampler(gpu_info("amd-smi"), period_s=0.01, runner=tools) as sampler:
@@ -261,7 +269,7 @@ def test_sampler_collects_from_the_detected_tool() -> None:
 def test_sampler_survives_missing_or_broken_tools(answer: CommandResult) -> None:
     sampler = hw.TelemetrySampler(gpu_info("amd-smi"), period_s=0.01, runner=lambda argv: answer)
     with sampler:
-        time.sleep(0.1)
+        wait_until(lambda: len(sampler.errors) >= 3)
     assert sampler.samples == []
     assert sampler.errors  # kept for the report, not raised
     assert sampler._thread is None  # stopped
@@ -273,7 +281,7 @@ def test_sampler_survives_a_runner_that_raises() -> None:
 
     sampler = hw.TelemetrySampler(gpu_info("rocm-smi"), period_s=0.01, runner=explode)
     with sampler:
-        time.sleep(0.05)
+        wait_until(lambda: bool(sampler.errors))
     assert "RuntimeError: driver hung" in sampler.errors[0]
     assert threading.active_count() >= 1
 

@@ -16,10 +16,19 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from servegate.config import ServerConfig
+from servegate.redact import redact_text
 
 
 class ServerStartError(RuntimeError):
     """The server did not become healthy: it exited, or the deadline passed. The message carries the log's tail."""
+
+
+class ServerLostError(RuntimeError):
+    """A healthy server stopped answering while the run still needed it (crash, OOM kill, container gone).
+
+    Raised where a request could not be *counted* (prompt preparation, warmup); requests of a measured level that
+    fail because the server died are counted as errors of that level instead.
+    """
 
 
 @dataclass
@@ -53,6 +62,16 @@ class ServerHandle:
 
     def is_alive(self) -> bool:
         return probe(self.base_url + "/health")
+
+    def lost(self, phase: str, cause: BaseException) -> ServerLostError:
+        """The error to raise when ``phase`` failed because this server is gone: what, when, and its log."""
+        return ServerLostError(
+            redact_text(
+                f"server {self.base_url} stopped answering during {phase}: {type(cause).__name__}: {cause}; "
+                f"/health does not answer either.\nfull log: {self.log_path}\n--- last lines ---\n"
+                f"{log_tail(self.log_path)}"
+            )
+        )
 
 
 class Launcher(Protocol):

@@ -15,13 +15,13 @@ from typing import Any
 from servegate.config import LoadConfig
 from servegate.load.client import Prompt, Request
 from servegate.load.images import document_image, image_message
-from servegate.load.prompts import TokenizerClient, synthetic_prompts
+from servegate.load.prompts import Tokenizer, synthetic_prompts
 
 # vllm bench serve's ShareGPT filter (is_valid_sequence): too short to measure, or too long for common models.
 MIN_TOKENS, MAX_PROMPT_TOKENS, MAX_TOTAL_TOKENS = 4, 1024, 2048
 
 
-def build_requests(tok: TokenizerClient, load: LoadConfig, count: int, salt: int = 0) -> list[Prompt]:
+def build_requests(tok: Tokenizer, load: LoadConfig, count: int, salt: int = 0) -> list[Prompt]:
     if load.dataset == "sharegpt":
         return sharegpt_requests(tok, load, count, salt)
     texts = synthetic_prompts(tok, count, load.prompt_tokens, load.shared_prefix_tokens, salt=salt)
@@ -67,7 +67,7 @@ def read_sharegpt(path: str | Path) -> list[tuple[str, str]]:
     return pairs
 
 
-def sharegpt_requests(tok: TokenizerClient, load: LoadConfig, count: int, salt: int = 0) -> list[Prompt]:
+def sharegpt_requests(tok: Tokenizer, load: LoadConfig, count: int, salt: int = 0) -> list[Prompt]:
     """``count`` conversations, seeded shuffle, each sized with the served tokenizer and filtered like vLLM's."""
     if not load.dataset_path:
         raise ValueError("dataset 'sharegpt' needs dataset_path")
@@ -76,12 +76,19 @@ def sharegpt_requests(tok: TokenizerClient, load: LoadConfig, count: int, salt: 
         raise ValueError(f"{load.dataset_path}: no ShareGPT conversations (need 'conversations' with 2+ turns)")
     random.Random(load.seed * 7919 + salt).shuffle(pairs)
     out: list[Prompt] = []
-    for q, a in pairs:
-        n_in, n_out = len(tok.encode(q)), len(tok.encode(a, add_special_tokens=False))
-        if n_in < MIN_TOKENS or n_out < MIN_TOKENS or n_in > MAX_PROMPT_TOKENS or n_in + n_out > MAX_TOTAL_TOKENS:
-            continue
-        prompt: str | list[dict[str, Any]] = [{"role": "user", "content": q}] if load.endpoint == "chat" else q
-        out.append(Request(prompt, prompt_tokens=n_in, output_tokens=n_out))
+    batch = max(2 * count, 64)  # sized in batches: a large file is tokenized only as far as the count needs
+    for first in range(0, len(pairs), batch):
+        chunk = pairs[first : first + batch]
+        ins = tok.encode([q for q, _ in chunk])
+        outs = tok.encode([a for _, a in chunk], add_special_tokens=False)
+        for (q, _), q_ids, a_ids in zip(chunk, ins, outs, strict=True):
+            n_in, n_out = len(q_ids), len(a_ids)
+            if n_in < MIN_TOKENS or n_out < MIN_TOKENS or n_in > MAX_PROMPT_TOKENS or n_in + n_out > MAX_TOTAL_TOKENS:
+                continue
+            prompt: str | list[dict[str, Any]] = [{"role": "user", "content": q}] if load.endpoint == "chat" else q
+            out.append(Request(prompt, prompt_tokens=n_in, output_tokens=n_out))
+            if len(out) == count:
+                break
         if len(out) == count:
             break
     if not out:

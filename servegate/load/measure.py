@@ -10,8 +10,9 @@ separated by ``cooldown_s``. The caller owns the server's lifecycle.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -20,7 +21,7 @@ from servegate.launch.base import ServerHandle
 from servegate.load import profiles
 from servegate.load.client import Prompt, RunResult, run_requests
 from servegate.load.datasets import build_requests
-from servegate.load.prompts import TokenizerClient
+from servegate.load.prompts import Tokenizer, tokenizer_for
 from servegate.load.selfcheck import judge, measure_ceiling, peak_in_flight
 from servegate.load.server_metrics import Scraper
 from servegate.metrics import RunSummary, summarize
@@ -60,6 +61,7 @@ class LevelResult:
 class Measurement:
     levels: list[LevelResult]
     warmup_s: float
+    server_lost: str | None = None  # the level during which the server died; later levels were not run
 
     @property
     def summary(self) -> RunSummary:
@@ -78,7 +80,10 @@ class _Runner:
         self.say = progress or (lambda _m: None)
         self.collect_text = collect_text
         self.salt = salt
-        self.tok = TokenizerClient(server.base_url, server.config.model_name)
+        with self.needs_server("prompt preparation"):
+            self.tok: Tokenizer = tokenizer_for(
+                server.base_url, server.config.tokenizer or server.config.model, server.config.model_name, self.say
+            )
         self.scraper = Scraper(server.base_url, load.scrape_interval_s) if load.scrape_metrics else None
         self.pool: Any = None
         if load.workers > 1:
@@ -90,6 +95,21 @@ class _Runner:
     def close(self) -> None:
         if self.pool is not None:
             self.pool.close()
+
+    @contextlib.contextmanager
+    def needs_server(self, phase: str) -> Iterator[None]:
+        """Turn a connection failure of ``phase`` into ServerLostError when the server is gone; a live server's
+        failure (a refused request, a proxy in the way) propagates as it is."""
+        try:
+            yield
+        except OSError as exc:
+            if self.server.is_alive():
+                raise
+            raise self.server.lost(phase, exc) from exc
+
+    def build(self, load: LoadConfig, count: int, salt: int) -> list[Prompt]:
+        with self.needs_server("prompt preparation"):
+            return build_requests(self.tok, load, count, salt=salt)
 
     def send(
         self,
@@ -115,18 +135,24 @@ class _Runner:
         t = time.monotonic()
         conc = 1 if load.profile == "synchronous" else load.concurrency
         count = max(load.warmup_requests, 1)
-        warm = build_requests(self.tok, replace(load, shared_prefix_tokens=0), count, salt=self.salt + 10_000)
+        warm = self.build(replace(load, shared_prefix_tokens=0), count, self.salt + 10_000)
+        timed = f", then {load.warmup_seconds:g} s" if load.warmup_seconds > 0 else ""
+        self.say(f"  warmup: {load.warmup_requests} requests{timed}")
+        runs = []
         if load.warmup_requests > 0:
-            self.send(warm, load, None, conc)
+            runs.append(self.send(warm, load, None, conc))
         if load.warmup_seconds > 0:  # cycle the warmup prompts until the time is up
             many = [warm[i % len(warm)] for i in range(max(conc * 200, 1000))]
-            self.send(many, replace(load, max_seconds=load.warmup_seconds), None, conc)
+            runs.append(self.send(many, replace(load, max_seconds=load.warmup_seconds), None, conc))
+        failed = [r for run in runs for r in run.records if r.outcome != "ok"]
+        if failed and not self.server.is_alive():
+            raise self.server.lost("warmup", ConnectionError(failed[0].error or failed[0].outcome))
         return time.monotonic() - t
 
     def level(self, label: str, concurrency: int | None, rate: float | None, kind: str) -> LevelResult:
         load = self.load
         index = len(self.levels)
-        prompts = build_requests(self.tok, load, load.num_requests, salt=self.salt * 100 + index)
+        prompts = self.build(load, load.num_requests, self.salt * 100 + index)
         schedule = profiles.arrival_offsets(kind, rate, len(prompts), load.burstiness, load.seed + index)
         if index > 0 and load.cooldown_s > 0:
             time.sleep(load.cooldown_s)
@@ -161,6 +187,9 @@ class _Runner:
             self.say(f"  {label}: CLIENT-BOUND: {summary.client_bound_reason}")
         result = LevelResult(label, concurrency, rate, summary, run)
         self.levels.append(result)
+        if summary.success_rate < 1.0 and not self.server.is_alive():
+            self.say(f"  {label}: the server died during this level; its failed requests count as errors")
+            raise _ServerDiedInLevel(label)
         return result
 
 
@@ -173,6 +202,7 @@ def measure(
 ) -> Measurement:
     """Warm up, then run the measured levels. ``salt`` makes prompts unique across server starts too."""
     runner = _Runner(server, load, progress, collect_text, salt)
+    lost: str | None = None
     try:
         warmup_s = runner.warmup()
         kind = load.profile
@@ -196,9 +226,15 @@ def measure(
                 previous = throughput
         else:  # pragma: no cover - LoadConfig's Literal and the suite parser reject this earlier
             raise ValueError(f"unknown profile {kind!r}")
+    except _ServerDiedInLevel as died:
+        lost = str(died)
     finally:
         runner.close()
-    return Measurement(runner.levels, warmup_s)
+    return Measurement(runner.levels, warmup_s, server_lost=lost)
+
+
+class _ServerDiedInLevel(Exception):
+    """Ends a measurement early: the level it names holds the counted errors, later levels cannot run."""
 
 
 def _sweep(runner: _Runner, load: LoadConfig) -> None:
