@@ -27,7 +27,7 @@ import pytest
 import servegate.launch.local as local
 from fixtures.servers import REPO, tiny_server_config
 from servegate.config import LoadConfig
-from servegate.launch.base import ServerHandle, ServerLostError, ServerStartError
+from servegate.launch.base import ServerHandle, ServerLostError, ServerStartError, process_running
 from servegate.launch.local import LocalProcessLauncher, listener_in_group
 from servegate.load.measure import measure
 from servegate.load.prompts import ServerTokenizer
@@ -40,20 +40,11 @@ pytestmark = pytest.mark.vllm
 FAKE_TOKEN = "hf_" + "Qx9" * 12  # token-shaped, never a real credential
 
 
-def alive(pid: int) -> bool:
-    """Running and not a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2] != "Z"
-
-
 def survivors(pids: list[int], pgid: int, wait_s: float = 20.0) -> list[int]:
     """Recorded PIDs still running, plus anything still in the server's process group, after up to ``wait_s``."""
     deadline = time.monotonic() + wait_s
     while True:
-        left = sorted({p for p in pids if alive(p)} | {p for p in local._group_pids(pgid) if alive(p)})
+        left = sorted(p for p in {*pids, *local._group_pids(pgid)} if process_running(p))
         if not left or time.monotonic() > deadline:
             return left
         time.sleep(0.2)
@@ -192,7 +183,7 @@ def _killed_during(phase_trigger: str, tmp_path: Path, monkeypatch: pytest.Monke
 
 def _killer(server: ServerHandle) -> Callable[[], None]:
     def kill() -> None:
-        if server.pid is not None and alive(server.pid):
+        if server.pid is not None and process_running(server.pid):
             os.kill(server.pid, signal.SIGKILL)
             while server.is_alive():  # the port closes with the process
                 time.sleep(0.05)

@@ -61,7 +61,11 @@ class ServerHandle:
     container_id: str | None = None
 
     def is_alive(self) -> bool:
-        return probe(self.base_url + "/health")
+        """Whether the server still serves. Our own process that has exited is dead at once; otherwise /health
+        decides, with a few tries, because a server saturated by the load may answer it slowly."""
+        if self.pid is not None and not process_running(self.pid):
+            return False
+        return any(probe(self.base_url + "/health", timeout=5.0) for _ in range(3))
 
     def lost(self, phase: str, cause: BaseException) -> ServerLostError:
         """The error to raise when ``phase`` failed because this server is gone: what, when, and its log."""
@@ -76,6 +80,15 @@ class ServerHandle:
 
 class Launcher(Protocol):
     def start(self, config: ServerConfig, log_dir: Path) -> contextlib.AbstractContextManager[ServerHandle]: ...
+
+
+def process_running(pid: int) -> bool:
+    """Running and not a zombie (a killed child stays a zombie until its parent reaps it)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] not in "ZX"
 
 
 def probe(url: str, timeout: float = 2.0) -> bool:
