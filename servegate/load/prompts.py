@@ -21,7 +21,7 @@ from weakref import WeakKeyDictionary
 
 CORPUS = Path(__file__).resolve().parents[2] / "datasets" / "corpus.txt"
 FALLBACK_TEXT = "The quick brown fox jumps over the lazy dog while the server streams tokens to many clients. "
-PROBE_TAG = "Task 0.17 text: "  # the probe carries a tag like the prompts' own
+PROBE_TAG = "[0.17]"  # the probe carries a tag like the prompts' own
 
 
 class Tokenizer(Protocol):
@@ -134,11 +134,11 @@ def _body_text() -> str:
 
 
 BODY_VARIANTS = 8  # distinct body offsets: content varies between prompts, and each variant is made exact once
-# The unique number of a prompt sits between constant words, so that every joint between pieces has the same
+# The unique number of a prompt sits between constant brackets, so that every joint between pieces has the same
 # characters on both sides in every prompt: checked once, it holds for all (JOINT_CHARS of context on each side).
-TAG_HEAD, TAG_TAIL = "Task ", " text:"
-JOINT_CHARS = 5
-SAMPLE = 16  # whole prompts re-tokenized per batch, to confirm that the pieces added up
+TAG_HEAD, TAG_TAIL = "[", "]"
+JOINT_CHARS = 1
+SAMPLE = 16  # whole prompts re-tokenized per batch on top of one per body variant, to confirm the pieces added up
 
 
 def synthetic_prompts(
@@ -146,11 +146,11 @@ def synthetic_prompts(
 ) -> list[str]:
     """``count`` prompts of exactly ``prompt_tokens`` tokens as the server counts them (BOS included).
 
-    Prompt i = [shared prefix] + unique tag "Task <salt>.<i> text:" + a body text, each piece made exact on
+    Prompt i = [shared prefix] + unique tag "[<salt>.<i>]" + a body text, each piece made exact on
     its own. Re-tokenizing every whole prompt would cost as much as the server's own tokenization, so the pieces'
     counts are added up instead. That is exact when the tokenizer splits at each joint, which is checked on the
-    characters around the joints (the same in every prompt), and a sample of whole prompts is re-tokenized on top;
-    if the check or the sample fails, every prompt is corrected as a whole instead.
+    characters around the joints (the same in every prompt), and a sample of whole prompts (at least one per body
+    variant) is re-tokenized on top; if either fails, every prompt is corrected as a whole instead.
     """
     if prompt_tokens < 4:
         raise ValueError(f"prompt_tokens must be >= 4 (got {prompt_tokens}): BOS and text need room")
@@ -176,7 +176,7 @@ def synthetic_prompts(
     bodies = dict(zip(keys, _exact(tok, [[] for _ in keys], slices, [room for _, room in keys]), strict=True))
     prompts = [prefix + tags[i] + bodies[(i % BODY_VARIANTS, rooms[i])] for i in range(count)]
     joints = [(TAG_TAIL, text) for text in bodies.values()] + ([(prefix, TAG_HEAD)] if prefix else [])
-    sample = sorted({0, count - 1, *range(0, count, max(1, count // SAMPLE))})
+    sample = sorted({*range(min(count, BODY_VARIANTS)), count - 1, *range(0, count, max(1, count // SAMPLE))})
     whole = tok.encode([prompts[i] for i in sample])
     if _joints_hold(tok, joints) and all(len(ids) == prompt_tokens for ids in whole):
         return prompts
