@@ -74,6 +74,23 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _preflight(args: argparse.Namespace) -> int:
+    from servegate.preflight import PreflightError, Resolver, run_preflight
+    from servegate.suite import SuiteError, load_suite_file
+
+    configs = []
+    try:
+        for path in args.suites:
+            for case in load_suite_file(Path(path)):
+                configs += [case.server, *(server for _, server in case.arms)]
+        report = run_preflight(configs, Resolver(args.launcher, args.vllm_python, gpu=args.gpu))
+    except (SuiteError, PreflightError) as exc:
+        print(f"servegate: error: {exc}", file=sys.stderr)
+        return 2
+    print(report.render())
+    return 0 if report.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="servegate",
@@ -90,6 +107,17 @@ def build_parser() -> argparse.ArgumentParser:
     show = sub.add_parser("show", help="print the terminal table (mean ± 95%% CI per metric and case)")
     show.add_argument("results", help="path of a results JSON written by a servegate run")
     show.set_defaults(func=_show)
+    preflight = sub.add_parser(
+        "preflight",
+        help="check every server's flags and env with the vLLM that will run it (its parser and env registry)",
+    )
+    preflight.add_argument("suites", nargs="+", help="suite YAML files")
+    preflight.add_argument("--launcher", choices=("local", "docker"), help="as pytest's --launcher")
+    preflight.add_argument("--vllm-python", help="as pytest's --vllm-python (local launches)")
+    preflight.add_argument(
+        "--gpu", choices=("rocm", "cuda", "cpu"), help="docker GPU passthrough for the checker (default: detected)"
+    )
+    preflight.set_defaults(func=_preflight)
     return parser
 
 
