@@ -91,10 +91,36 @@ def _preflight(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _plan(args: argparse.Namespace) -> int:
+    from servegate.config import INTENSITY_MULTIPLIERS
+    from servegate.preflight import plan, render_plan
+    from servegate.suite import SuiteError, load_suite_file
+
+    try:
+        cases = [c for path in args.suites for c in load_suite_file(Path(path))]
+    except SuiteError as exc:
+        print(f"servegate: error: {exc}", file=sys.stderr)
+        return 2
+    if args.suite:
+        cases = [c for c in cases if c.suite in args.suite]
+    planned = plan(cases, args.restarts, INTENSITY_MULTIPLIERS[args.intensity])
+    print(render_plan(planned))
+    budget_s = sum(p.startup_budget_s for p in planned)
+    if args.budget_minutes is not None and budget_s > args.budget_minutes * 60:
+        print(
+            f"servegate: error: start-ups alone may take {budget_s / 60:.0f} min, over the budget of "
+            f"{args.budget_minutes:.0f} min: select fewer suites (--suite) or fewer restarts",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="servegate",
-        description="Render servegate session results (the results-<stamp>.json a pytest run writes).",
+        description="Render servegate session results (the results-<stamp>.json a pytest run writes); check and plan "
+        "suites before a run.",
     )
     parser.add_argument("--version", action="version", version=f"servegate {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -118,6 +144,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--gpu", choices=("rocm", "cuda", "cpu"), help="docker GPU passthrough for the checker (default: detected)"
     )
     preflight.set_defaults(func=_preflight)
+    planner = sub.add_parser("plan", help="print the server starts, requests and start-up budget of a selection")
+    planner.add_argument("suites", nargs="+", help="suite YAML files")
+    planner.add_argument("--suite", action="append", help="only these suites (repeatable; default: all)")
+    planner.add_argument("--restarts", type=int, help="as pytest's --restarts")
+    planner.add_argument("--intensity", choices=("quick", "default", "thorough"), default="default")
+    planner.add_argument(
+        "--budget-minutes", type=float, help="exit 1 when the worst-case start-ups alone exceed this (the job timeout)"
+    )
+    planner.set_defaults(func=_plan)
     return parser
 
 

@@ -303,6 +303,42 @@ class Preflight:
         return "preflight: " + "\n".join(problems) if problems else None
 
 
+@dataclass(frozen=True)
+class PlannedCase:
+    """What one case will cost before it runs: server starts, requests, and the start-up budget it may spend."""
+
+    case_id: str
+    starts: int
+    requests: int
+    startup_budget_s: float  # starts x the server's startup_timeout_s: the most its start-ups may take
+
+
+def plan(cases: Iterable[Any], restarts: int | None = None, multiplier: float = 1.0) -> list[PlannedCase]:
+    """The starts, requests and worst-case start-up time of every case (servegate.suite.Case), as the plugin will
+    run them (``--restarts``, ``--intensity``). Start-up dominates GPU suites: a 405B model's start is minutes."""
+    out = []
+    for case in cases:
+        servers = [server for _, server in case.arms] or [case.server]
+        starts = (restarts or case.restarts) * len(servers)
+        requests = sum(max(1, round(load.num_requests * multiplier)) + load.warmup_requests for _, load in case.steps)
+        budget = (restarts or case.restarts) * sum(server.startup_timeout_s for server in servers)
+        out.append(PlannedCase(case.id, starts, requests * starts, budget))
+    return out
+
+
+def render_plan(planned: list[PlannedCase]) -> str:
+    lines = [f"{'case':<100} {'starts':>6} {'requests':>9} {'start-up budget':>16}"]
+    for p in planned:
+        lines.append(f"{p.case_id[:100]:<100} {p.starts:>6} {p.requests:>9} {p.startup_budget_s / 60:>12.0f} min")
+    total_budget = sum(p.startup_budget_s for p in planned)
+    lines.append(
+        f"{len(planned)} cases, {sum(p.starts for p in planned)} server starts, {sum(p.requests for p in planned)} "
+        f"requests; start-ups alone may take up to {total_budget / 3600:.1f} GPU-node hours (startup_timeout_s)"
+    )
+    return "\n".join(lines)
+
+
 __all__ = [
-    "CHECKER", "Preflight", "PreflightError", "Report", "Resolver", "Target", "Verdict", "check", "run_preflight"
+    "CHECKER", "PlannedCase", "Preflight", "PreflightError", "Report", "Resolver", "Target", "Verdict", "check", "plan",
+    "render_plan", "run_preflight",
 ]

@@ -19,7 +19,7 @@ import pytest
 from servegate import cli
 from servegate.config import ServerConfig
 from servegate.launch.docker import ROCM_DEVICE_FLAGS
-from servegate.preflight import CHECKER, Resolver, Target, Verdict, check, run_preflight
+from servegate.preflight import CHECKER, Resolver, Target, Verdict, check, plan, run_preflight
 from servegate.suite import load_suite_file
 
 pytest_plugins = ["pytester"]
@@ -189,3 +189,19 @@ def test_a_rejected_case_fails_before_any_server_starts(pytester: pytest.Pyteste
     assert "preflight: broken: rejected by vLLM 0.20.1" in text and "full_cuda_graph" in text
     assert "server started: cpu/broken" not in text
     assert "server started: cpu/fine" in text
+
+
+def test_plan_counts_starts_requests_and_the_start_up_budget(capsys: pytest.CaptureFixture[str]) -> None:
+    """The MI300X suites as shipped: 31 starts, 10 of them the Llama-405B ablation (5 per arm), 1,800 s each at most."""
+    cases = load_suite_file(REPO / "suites" / "mi300x.yaml")
+    planned = {p.case_id: p for p in plan(cases)}
+    ablation = next(p for cid, p in planned.items() if "aiter-on-vs-aiter-off" in cid)
+    assert ablation.starts == 10 and ablation.startup_budget_s == 10 * 1800
+    assert sum(p.starts for p in planned.values()) == 31
+    quick = plan([c for c in cases if c.suite == "correctness"], restarts=1, multiplier=0.5)
+    assert [(p.starts, p.requests) for p in quick] == [(1, 4)]  # 8 requests x 0.5, no warm-up in that suite
+
+    path = str(REPO / "suites" / "mi300x.yaml")
+    assert cli.main(["plan", path, "--suite", "serving", "--restarts", "2", "--budget-minutes", "240"]) == 0
+    assert cli.main(["plan", path, "--budget-minutes", "240"]) == 1
+    assert "over the budget of 240 min" in capsys.readouterr().err
