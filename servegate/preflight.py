@@ -34,6 +34,7 @@ from servegate.config import ServerConfig
 from servegate.redact import is_secret_name, redact_text
 
 CHECK_TIMEOUT_S = 300.0  # a cold import of vLLM on a loaded 2-core machine takes 20-50 s
+CHECKER_LOG_LEVEL = "ERROR"  # vLLM logs to stdout; the answer is the last JSON line, logs must not bury it
 IMAGE_TIMEOUT_S = 3600.0  # the first `docker run` of an image pulls it (tens of GB for ROCm); the servers reuse it
 
 # Runs inside the target interpreter: stdlib and vLLM only, Python 3.9+ syntax. Reads {"servers": [{"id", "args",
@@ -127,8 +128,8 @@ class Target:
         """The checker's command line; its request arrives on stdin (no secrets in argv, nothing mounted)."""
         if self.python is not None:
             return [self.python, "-c", CHECKER]
-        return [self.docker, "run", "--rm", "-i", "--network", "none", *self.gpu_flags,
-                "--entrypoint", "python3", str(self.image), "-c", CHECKER]
+        return [self.docker, "run", "--rm", "-i", "--network", "none", "-e", f"VLLM_LOGGING_LEVEL={CHECKER_LOG_LEVEL}",
+                *self.gpu_flags, "--entrypoint", "python3", str(self.image), "-c", CHECKER]
 
 
 @dataclass(frozen=True)
@@ -178,7 +179,7 @@ Runner = Callable[[Sequence[str], str, float], "subprocess.CompletedProcess[str]
 
 def _run(argv: Sequence[str], stdin: str, timeout_s: float) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VLLM_")}  # the config's env, not the caller's
-    env.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
+    env["VLLM_LOGGING_LEVEL"] = CHECKER_LOG_LEVEL
     return subprocess.run(list(argv), input=stdin, capture_output=True, text=True, timeout=timeout_s, env=env)
 
 
@@ -203,12 +204,11 @@ def check(
         raise PreflightError(f"preflight on {target}: no answer within {timeout_s:.0f} s") from exc
     except OSError as exc:
         raise PreflightError(f"preflight on {target}: cannot run {argv[0]}: {exc}") from exc
-    lines = (done.stdout or "").strip().splitlines()
     try:
-        answer = json.loads(lines[-1])
+        answer = _answer(done.stdout or "")
         results = answer["results"]
         version = str(answer["vllm_version"])
-    except (IndexError, ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError):
         tail = "\n".join(redact_text(done.stderr or "").strip().splitlines()[-15:])
         raise PreflightError(
             f"preflight on {target}: the checker failed (exit {done.returncode}); is vLLM installed there?\n{tail}"
@@ -219,6 +219,19 @@ def check(
         )
         for i, config in enumerate(unique)
     }
+
+
+def _answer(stdout: str) -> dict[str, Any]:
+    """The checker's JSON line: the last stdout line that parses as its answer (a log line may follow it)."""
+    for line in reversed(stdout.strip().splitlines()):
+        if line.startswith("{"):
+            try:
+                answer = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(answer, dict) and "results" in answer:
+                return answer
+    raise ValueError("no answer on stdout")
 
 
 @dataclass(frozen=True)

@@ -98,8 +98,8 @@ def test_cpu_suite_passes_the_installed_vllm_through_the_docker_path() -> None:
     report = run_preflight(configs, Resolver(launcher="docker", gpu="rocm"), docker_here)
 
     assert recorded == [
-        ["docker", "run", "--rm", "-i", "--network", "none", *ROCM_DEVICE_FLAGS, "--entrypoint", "python3", image,
-         "-c", CHECKER]
+        ["docker", "run", "--rm", "-i", "--network", "none", "-e", "VLLM_LOGGING_LEVEL=ERROR", *ROCM_DEVICE_FLAGS,
+         "--entrypoint", "python3", image, "-c", CHECKER]
     ]
     by_id = {v.server_id: v for v in report.verdicts}
     assert "unrecognized arguments: --no-such-flag" in by_id[unknown_flag.id].errors[0]
@@ -127,6 +127,7 @@ results = {{
     for s in request["servers"]
 }}
 print(json.dumps({{"vllm_version": "0.20.1", "results": results}}))
+print("INFO 11-23 20:00:00 [__init__.py:1] a log line after the answer")
 """
 
 
