@@ -62,6 +62,10 @@ class Context:
         return self.model is not None and self.model.attention == "mla"
 
     @property
+    def sparse_mla(self) -> bool:
+        return self.model is not None and self.model.sparse_mla
+
+    @property
     def aiter(self) -> bool:
         """VLLM_ROCM_USE_AITER is the master switch and defaults to 0 when unset (seed 003 Table 3 note a)."""
         return _on(self.env.get("VLLM_ROCM_USE_AITER"))
@@ -174,12 +178,23 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "triton-mla-block-size-16-rocm",
         "skip",
-        lambda c: c.rocm and c.mla and not c.aiter_mla and c.block_size is not None and c.block_size % 16 != 0,
+        lambda c: c.rocm and c.mla and not c.sparse_mla and not c.aiter_mla and c.block_size is not None
+        and c.block_size % 16 != 0,
         "without AITER's MLA kernels (VLLM_ROCM_USE_AITER=0 or VLLM_ROCM_USE_AITER_MLA=0) the only MLA backend on "
         "ROCm is TRITON_MLA, which takes block sizes in multiples of 16: drop block_size (or use 16, 64); "
         "ROCM_AITER_MLA takes any block size, 1 included",
         f"{VLLM_0_20_1}: platforms/rocm.py backend priorities, v1/attention/backends/mla/triton_mla.py "
         "(MultipleOf(16)) and rocm_aiter_mla.py (MultipleOf(1)); seed 003 Table 11 gave block size 1 for 0.16",
+        versions=">=0.20",
+    ),
+    Rule(
+        "sparse-mla-aiter-block-size-1-rocm",
+        "skip",
+        lambda c: c.rocm and c.sparse_mla and (c.block_size != 1 or not c.aiter),
+        "DeepSeek sparse attention (DSA) on ROCm has one backend, ROCM_AITER_MLA_SPARSE: it needs AITER on "
+        "(VLLM_ROCM_USE_AITER=1) and block size 1 exactly",
+        f"{VLLM_0_20_1}: platforms/rocm.py (use_sparse -> ROCM_AITER_MLA_SPARSE only), "
+        "v1/attention/backends/mla/rocm_aiter_mla_sparse.py (kernel block sizes [1]); seed 003 Table 11",
         versions=">=0.20",
     ),
     Rule(

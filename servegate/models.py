@@ -40,6 +40,7 @@ class ModelInfo:
     native_quantization: str | None = None  # what the checkpoint ships as: fp8, mxfp4, int4, quark-mxfp4
     fp8_incompatible: bool = False  # a dimension not divisible by FP8 block-quant's 128 (seed 003 §4.1)
     aiter_mla_needs_cdna4: bool = False  # AITER's MLA path for this model uses MXFP4 (seed 003 §4.3)
+    sparse_mla: bool = False  # DeepSeek sparse attention (DSA: an indexer picks index_topk tokens), V3.2
     source: str = ""
 
     @property
@@ -74,8 +75,9 @@ CATALOG: tuple[ModelInfo, ...] = (
     ModelInfo(
         "DeepSeek-V3.2", "deepseek-ai/DeepSeek-V3.2", 685e9, 37e9, "mla",
         num_heads=128, num_kv_heads=128, num_layers=61, hidden_size=7168, head_dim=192, moe=True, family="deepseek",
-        native_quantization="fp8",
-        source="seed 003 Table 2 (685B total, ~37B active, MoE+MLA, FP8); 128 heads, 61 layers from config.json",
+        native_quantization="fp8", sparse_mla=True,
+        source="seed 003 Table 2 (685B total, ~37B active, MoE+MLA, FP8); 128 heads, 61 layers, DSA (index_topk) "
+        "from config.json",
     ),
     ModelInfo(
         "Qwen3-VL-235B-A22B-Instruct", "Qwen/Qwen3-VL-235B-A22B-Instruct", 235e9, 22e9, "gqa",
@@ -252,6 +254,7 @@ def from_config(config: dict[str, Any], name: str = "") -> ModelInfo:
         fp8_incompatible=_fp8_block_incompatible(config),
         # seed 003 §4.3: AITER's MLA path takes an MXFP4 route for Kimi-K2.5, an MLA model with INT4 (QAT) weights
         aiter_mla_needs_cdna4=attention == "mla" and checkpoint_quantization(quant) == "int4",
+        sparse_mla=attention == "mla" and text.get("index_topk") is not None,
         source="computed from config.json",
     )
 

@@ -85,11 +85,21 @@ def test_block_size_rules_follow_the_vllm_version_and_the_mla_backend() -> None:
     assert ids(KIMI, "mi325x", "0.20.1") == ["triton-mla-block-size-16-rocm"]
     assert ids(KIMI.with_overrides(block_size=None), "mi325x", "0.20.1") == []
     assert ids(KIMI.with_overrides(block_size=None), "mi325x", SEED_VLLM) == ["mla-block-size-1-rocm"]
-    aiter_mla_off = DEEPSEEK.with_overrides(env={"VLLM_ROCM_USE_AITER": 1, "VLLM_ROCM_USE_AITER_MLA": 0,
-                                                 "AITER_ENABLE_VSKIP": 0})
+    v3 = DEEPSEEK.with_overrides(model="deepseek-ai/DeepSeek-V3")  # dense MLA (V3.2 adds sparse attention)
+    aiter_mla_off = v3.with_overrides(env={"VLLM_ROCM_USE_AITER": 1, "VLLM_ROCM_USE_AITER_MLA": 0,
+                                           "AITER_ENABLE_VSKIP": 0})
     assert ids(aiter_mla_off, "mi325x", "0.20.1") == ["triton-mla-block-size-16-rocm"]
-    assert ids(DEEPSEEK, "mi325x", "0.20.1") == []  # AITER MLA with block size 1: fine on both versions
-    assert ids(DEEPSEEK.with_overrides(block_size=64), "mi325x", "0.20.1") == []
+    assert ids(v3, "mi325x", "0.20.1") == []  # AITER MLA with block size 1: fine on both versions
+    assert ids(v3.with_overrides(block_size=64), "mi325x", "0.20.1") == []
+
+
+def test_sparse_mla_needs_aiter_and_block_size_1_on_current_vllm() -> None:
+    """DeepSeek-V3.2's DSA has one ROCm backend in 0.20.1, ROCM_AITER_MLA_SPARSE, taking block size 1 only."""
+    assert ids(DEEPSEEK, "mi325x", "0.20.1") == []
+    assert ids(DEEPSEEK.with_overrides(block_size=64), "mi325x", "0.20.1") == ["sparse-mla-aiter-block-size-1-rocm"]
+    aiter_off = DEEPSEEK.with_overrides(env={"VLLM_ROCM_USE_AITER": 0})
+    assert ids(aiter_off, "mi325x", "0.20.1") == ["sparse-mla-aiter-block-size-1-rocm"]
+    assert ids(DEEPSEEK.with_overrides(block_size=64), "h100", "0.20.1") == []
 
 
 def test_the_version_comes_from_the_image_tag() -> None:
