@@ -140,11 +140,18 @@ def _default_model_lookup() -> Callable[[str], Any] | None:
 
 
 def _default_spec_lookup() -> Callable[[str], Any] | None:
+    """The exact part's figures when the case ran on this machine's kind of GPU (the report a run writes at its end;
+    an H100 PCIe must not get the SXM's bandwidth), else the marker's."""
     try:
-        from servegate.hardware import spec_for  # type: ignore[import-not-found]
+        from servegate.hardware import detected, spec_for  # type: ignore[import-not-found]
     except ImportError:
         return None
-    return lambda marker: spec_for(marker=marker)
+
+    def lookup(marker: str) -> Any:
+        here = detected()
+        return spec_for(here.name, marker=marker) if here.marker == marker else spec_for(marker=marker)
+
+    return lookup
 
 
 def floors_for_case(

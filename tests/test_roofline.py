@@ -119,3 +119,16 @@ def test_spec_lookup_by_exact_sku_and_pci_id(name: str, device_id: str | None, h
 
     spec = spec_for(name, device_id)
     assert spec is not None and (spec.hbm_gb, spec.hbm_tbps) == (hbm_gb, hbm_tbps)
+
+
+def test_the_default_lookup_uses_this_machines_exact_part(monkeypatch) -> None:
+    """A case measured on this machine's kind of GPU gets this part's figures: an H100 PCIe host, not the SXM's."""
+    import servegate.hardware as hw
+    from servegate.models import model_info
+
+    pcie = hw.HardwareInfo(vendor="nvidia", marker="h100", name="NVIDIA H100 PCIe", arch="sm_90", count=1,
+                           memory_gb=80.0, source="nvidia-smi (faked by the test)")
+    monkeypatch.setitem(hw._CACHE, "hw", pcie)
+    case = {"hardware": "h100", "server": {"model": "meta-llama/Llama-3.1-405B-Instruct", "quantization": "fp8"}}
+    assert floors_for_case(case, model_info).hbm_tbps == 2.0
+    assert floors_for_case({**case, "hardware": "mi300x"}, model_info).hbm_tbps == 5.3
