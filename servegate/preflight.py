@@ -149,7 +149,7 @@ class Verdict:
     def describe(self) -> str:
         """One paragraph a user can act on: which server, which vLLM, what it said."""
         lines = [f"{self.server_id}: rejected by vLLM {self.vllm_version} ({self.target}):"]
-        lines += [f"  {e}" for e in self.errors]
+        lines += [f"  {line}" for e in self.errors for line in e.splitlines()]
         lines += [
             f"  {key}: Unknown vLLM environment variable (vLLM {self.vllm_version} ignores it; renamed or removed?)"
             for key in self.unknown_env
