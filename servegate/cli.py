@@ -74,10 +74,53 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _preflight(args: argparse.Namespace) -> int:
+    from servegate.preflight import PreflightError, Resolver, run_preflight
+    from servegate.suite import SuiteError, load_suite_file
+
+    configs = []
+    try:
+        for path in args.suites:
+            for case in load_suite_file(Path(path)):
+                configs += [case.server, *(server for _, server in case.arms)]
+        report = run_preflight(configs, Resolver(args.launcher, args.vllm_python, gpu=args.gpu))
+    except (SuiteError, PreflightError) as exc:
+        print(f"servegate: error: {exc}", file=sys.stderr)
+        return 2
+    print(report.render())
+    return 0 if report.ok else 1
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from servegate.config import INTENSITY_MULTIPLIERS
+    from servegate.preflight import plan, render_plan
+    from servegate.suite import SuiteError, load_suite_file
+
+    try:
+        cases = [c for path in args.suites for c in load_suite_file(Path(path))]
+    except SuiteError as exc:
+        print(f"servegate: error: {exc}", file=sys.stderr)
+        return 2
+    if args.suite:
+        cases = [c for c in cases if c.suite in args.suite]
+    planned = plan(cases, args.restarts, INTENSITY_MULTIPLIERS[args.intensity])
+    print(render_plan(planned))
+    budget_s = sum(p.startup_budget_s for p in planned)
+    if args.budget_minutes is not None and budget_s > args.budget_minutes * 60:
+        print(
+            f"servegate: error: start-ups alone may take {budget_s / 60:.0f} min, over the budget of "
+            f"{args.budget_minutes:.0f} min: select fewer suites (--suite) or fewer restarts",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="servegate",
-        description="Render servegate session results (the results-<stamp>.json a pytest run writes).",
+        description="Render servegate session results (the results-<stamp>.json a pytest run writes); check and plan "
+        "suites before a run.",
     )
     parser.add_argument("--version", action="version", version=f"servegate {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -90,6 +133,26 @@ def build_parser() -> argparse.ArgumentParser:
     show = sub.add_parser("show", help="print the terminal table (mean ± 95%% CI per metric and case)")
     show.add_argument("results", help="path of a results JSON written by a servegate run")
     show.set_defaults(func=_show)
+    preflight = sub.add_parser(
+        "preflight",
+        help="check every server's flags and env with the vLLM that will run it (its parser and env registry)",
+    )
+    preflight.add_argument("suites", nargs="+", help="suite YAML files")
+    preflight.add_argument("--launcher", choices=("local", "docker"), help="as pytest's --launcher")
+    preflight.add_argument("--vllm-python", help="as pytest's --vllm-python (local launches)")
+    preflight.add_argument(
+        "--gpu", choices=("rocm", "cuda", "cpu"), help="docker GPU passthrough for the checker (default: detected)"
+    )
+    preflight.set_defaults(func=_preflight)
+    planner = sub.add_parser("plan", help="print the server starts, requests and start-up budget of a selection")
+    planner.add_argument("suites", nargs="+", help="suite YAML files")
+    planner.add_argument("--suite", action="append", help="only these suites (repeatable; default: all)")
+    planner.add_argument("--restarts", type=int, help="as pytest's --restarts")
+    planner.add_argument("--intensity", choices=("quick", "default", "thorough"), default="default")
+    planner.add_argument(
+        "--budget-minutes", type=float, help="exit 1 when the worst-case start-ups alone exceed this (the job timeout)"
+    )
+    planner.set_defaults(func=_plan)
     return parser
 
 

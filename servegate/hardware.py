@@ -110,9 +110,36 @@ _NAME_PATTERNS: tuple[tuple[str, str | None], ...] = (
     (r"\ba100\b", "a100"),
 )
 
+# SKUs that share a marker (and its suites) but not its figures: a PCIe or NVL H100 has 60-115% of the SXM's
+# bandwidth, an A100 40GB half the memory. Matched on the name the vendor tool prints, before the marker's figures.
+# Data-sheet TFLOPs are given with sparsity for these parts; the dense figures here are half of them.
+_SKU_SPECS: tuple[tuple[str, Spec], ...] = (
+    (r"h100\s*nvl", Spec("h100", "NVIDIA H100 NVL", "sm_90", 94, 3.9, 835.5, 1670.5, None,
+                         "NVIDIA H100 NVL data sheet (per GPU: 94 GB HBM3, 3.9 TB/s)")),
+    (r"h100\s*pcie", Spec("h100", "NVIDIA H100 PCIe", "sm_90", 80, 2.0, 756.5, 1513.0, None,
+                          "NVIDIA H100 PCIe data sheet (80 GB HBM2e, 2.0 TB/s)")),
+    (r"a100[- ]?(pcie|sxm4)[- ]?40gb", Spec("a100", "NVIDIA A100 40GB", "sm_80", 40, 1.555, 312.0, None, None,
+                                             "NVIDIA A100 data sheet (40 GB HBM2, 1,555 GB/s)")),
+    (r"a100[- ]?80gb[- ]?pcie", Spec("a100", "NVIDIA A100 80GB PCIe", "sm_80", 80, 1.935, 312.0, None, None,
+                                      "NVIDIA A100 data sheet (80 GB HBM2e PCIe, 1,935 GB/s)")),
+)
+
 # PCI device ids, only for tools that print the id instead of a name (rocm-smi "Card Model": "0x74a1").
-# 0x74a1 appears in recorded rocm-smi output; the others are from the pci.ids database and less certain.
-_AMD_DEVICE_IDS: dict[str, str] = {"0x74a1": "mi300x", "0x74a5": "mi325x", "0x75a0": "mi350x", "0x75a3": "mi355x"}
+# 0x74a1 appears in recorded rocm-smi output; 0x74b5 is the MI300X virtual function cloud VMs expose (pci.ids:
+# "Aqua Vanjaram [Instinct MI300X VF]"); the others are from the pci.ids database and less certain.
+_AMD_DEVICE_IDS: dict[str, str] = {
+    "0x74a1": "mi300x", "0x74b5": "mi300x", "0x74a5": "mi325x", "0x75a0": "mi350x", "0x75a3": "mi355x",
+}
+
+
+def spec_for(name: str | None = None, device_id: str | None = None, marker: str | None = None) -> Spec | None:
+    """The figures of the exact part: its SKU's when the name names one (H100 NVL / PCIe, A100 40GB), else its
+    marker's (from the name, the PCI id, or ``marker`` as given). None for the CPU or an unknown part."""
+    text = (name or "").lower()
+    for pattern, spec in _SKU_SPECS:
+        if re.search(pattern, text):
+            return spec
+    return SPECS.get(marker_for_name(name, device_id) or marker or "")
 
 
 def marker_for_name(name: str | None, device_id: str | None = None) -> str | None:
@@ -726,5 +753,6 @@ __all__ = [
     "detected",
     "marker_for_name",
     "skip_reason_for",
+    "spec_for",
     "telemetry",
 ]

@@ -1,15 +1,19 @@
 """The models the seeds serve, with the architecture facts that compat rules and roofline floors need.
 
-A catalog entry says how big a model is (total and per-token active parameters: decode reads the active weights once
-per step, so they set the ITL floor), how it attends (MHA / GQA / MLA: MLA has ROCm constraints, seed 003 §4.4)
-and its shape. ``model_info`` resolves a Hugging Face id, a short name, or a local directory; for a local directory
-the parameter count is computed from its ``config.json`` so the project's tiny model needs no catalog entry.
+A model's facts say how big it is (total and per-token active parameters: decode reads the active weights once
+per step, so they set the ITL floor), how it attends (MHA / GQA / MLA: MLA has ROCm constraints, seed 003 §4.4),
+its shape and how its checkpoint is quantized. They come from the model's own ``config.json`` whenever one is at
+hand: a local model directory, or the Hugging Face cache a GPU host serves from (``$HF_HOME/hub``). So a
+fine-tune, a renamed mirror or a new checkpoint of an MLA architecture (DeepSeek-R1, Kimi-K2-Instruct) is judged
+by its architecture, never by its name. The catalog below is the fallback for hosts that hold no copy (CI,
+planning a run): the seeds' models, their shapes transcribed from their config.json files or model cards.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,9 +37,10 @@ class ModelInfo:
     moe: bool = False
     vision: bool = False
     family: str = ""
-    native_quantization: str | None = None  # what the checkpoint ships as: fp8, mxfp4, int4-qat
+    native_quantization: str | None = None  # what the checkpoint ships as: fp8, mxfp4, int4, quark-mxfp4
     fp8_incompatible: bool = False  # a dimension not divisible by FP8 block-quant's 128 (seed 003 §4.1)
     aiter_mla_needs_cdna4: bool = False  # AITER's MLA path for this model uses MXFP4 (seed 003 §4.3)
+    sparse_mla: bool = False  # DeepSeek sparse attention (DSA: an indexer picks index_topk tokens), V3.2
     source: str = ""
 
     @property
@@ -70,8 +75,9 @@ CATALOG: tuple[ModelInfo, ...] = (
     ModelInfo(
         "DeepSeek-V3.2", "deepseek-ai/DeepSeek-V3.2", 685e9, 37e9, "mla",
         num_heads=128, num_kv_heads=128, num_layers=61, hidden_size=7168, head_dim=192, moe=True, family="deepseek",
-        native_quantization="fp8",
-        source="seed 003 Table 2 (685B total, ~37B active, MoE+MLA, FP8); 128 heads, 61 layers from config.json",
+        native_quantization="fp8", sparse_mla=True,
+        source="seed 003 Table 2 (685B total, ~37B active, MoE+MLA, FP8); 128 heads, 61 layers, DSA (index_topk) "
+        "from config.json",
     ),
     ModelInfo(
         "Qwen3-VL-235B-A22B-Instruct", "Qwen/Qwen3-VL-235B-A22B-Instruct", 235e9, 22e9, "gqa",
@@ -82,8 +88,33 @@ CATALOG: tuple[ModelInfo, ...] = (
     ModelInfo(
         "Kimi-K2.5", "moonshotai/Kimi-K2.5", 1.0e12, 32e9, "mla",
         num_heads=64, num_kv_heads=64, num_layers=61, hidden_size=7168, head_dim=192, moe=True, vision=True,
-        family="kimi", native_quantization="int4-qat", aiter_mla_needs_cdna4=True,
+        family="kimi", native_quantization="int4", aiter_mla_needs_cdna4=True,
         source="seed 003 Table 2 and §3.3 (1T total, ~32B active, 384 experts, 64 MLA heads, INT4 QAT, MoonViT)",
+    ),
+    # seed 003 Table 9 pins these checkpoints: DeepSeek-V3 architecture (DeepseekV3ForCausalLM, MLA + MoE)
+    ModelInfo(
+        "DeepSeek-V3", "deepseek-ai/DeepSeek-V3", 671e9, 37e9, "mla",
+        num_heads=128, num_kv_heads=128, num_layers=61, hidden_size=7168, head_dim=192, moe=True, family="deepseek",
+        native_quantization="fp8",
+        source="config.json (tests/data/model-configs/DeepSeek-V3): 128 heads, kv_lora_rank 512, FP8 block quant; "
+        "671B total / 37B active per DeepSeek's model card",
+    ),
+    ModelInfo(
+        "DeepSeek-V3-0324", "deepseek-ai/DeepSeek-V3-0324", 671e9, 37e9, "mla",
+        num_heads=128, num_kv_heads=128, num_layers=61, hidden_size=7168, head_dim=192, moe=True, family="deepseek",
+        native_quantization="fp8", source="seed 003 Table 9; same architecture as DeepSeek-V3 (model card)",
+    ),
+    ModelInfo(
+        "DeepSeek-R1", "deepseek-ai/DeepSeek-R1", 671e9, 37e9, "mla",
+        num_heads=128, num_kv_heads=128, num_layers=61, hidden_size=7168, head_dim=192, moe=True, family="deepseek",
+        native_quantization="fp8", source="seed 004's DP examples; DeepSeek-V3 architecture (model card)",
+    ),
+    ModelInfo(
+        "Kimi-K2-Instruct", "moonshotai/Kimi-K2-Instruct", 1.0e12, 32e9, "mla",
+        num_heads=64, num_kv_heads=64, num_layers=61, hidden_size=7168, head_dim=192, moe=True, family="kimi",
+        native_quantization="fp8",
+        source="seed 003 Table 9; Moonshot's model card: DeepseekV3 architecture, 61 layers, 64 MLA heads, "
+        "384 experts (8 + 1 shared), 1T total / 32B active, FP8 block-quantized weights",
     ),
 )
 
@@ -97,6 +128,9 @@ _ALIASES: dict[str, str] = {
     "qwen3-vl-235b": "Qwen3-VL-235B-A22B-Instruct",
     "qwen3-vl-235b-a22b": "Qwen3-VL-235B-A22B-Instruct",
     "kimi-k2.5": "Kimi-K2.5",
+    "deepseek-v3": "DeepSeek-V3",
+    "deepseek-r1": "DeepSeek-R1",
+    "kimi-k2": "Kimi-K2-Instruct",
 }
 
 _BY_KEY: dict[str, ModelInfo] = {}
@@ -109,19 +143,38 @@ for _alias, _name in _ALIASES.items():
 
 
 def model_info(name_or_path: str) -> ModelInfo | None:
-    """Catalog entry for an HF id / short name / alias, or facts computed from a local directory's config.json.
+    """The model's facts from its config.json (local directory, else the Hugging Face cache), else the catalog.
 
     Returns None for an unknown model: callers (compat, roofline) then skip what needs the facts.
     """
     if not name_or_path:
         return None
-    path = Path(name_or_path)
-    if (path / "config.json").is_file():
+    config_path = _config_json(name_or_path)
+    if config_path is not None:
         try:
-            config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+            config = json.loads(config_path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
-        return from_config(config, name=path.name)
+        info = from_config(config, name=Path(name_or_path).name)
+        return replace(info, hf_id=None if Path(name_or_path).is_dir() else name_or_path, source=str(config_path))
+    return _catalog_entry(name_or_path)
+
+
+def _config_json(name_or_path: str) -> Path | None:
+    """A local directory's config.json, or the newest cached snapshot's of a Hugging Face id (no network)."""
+    path = Path(name_or_path)
+    if (path / "config.json").is_file():
+        return path / "config.json"
+    if name_or_path.count("/") != 1 or path.is_absolute():
+        return None
+    hf_home = Path(os.environ.get("HF_HOME") or Path.home() / ".cache" / "huggingface")
+    hub = Path(os.environ.get("HF_HUB_CACHE") or hf_home / "hub")
+    snapshots = hub / ("models--" + name_or_path.replace("/", "--")) / "snapshots"
+    found = sorted(snapshots.glob("*/config.json"), key=lambda p: p.stat().st_mtime) if snapshots.is_dir() else []
+    return found[-1] if found else None
+
+
+def _catalog_entry(name_or_path: str) -> ModelInfo | None:
     key = name_or_path.strip().rstrip("/").lower()
     if key in _BY_KEY:
         return _BY_KEY[key]
@@ -144,6 +197,7 @@ def from_config(config: dict[str, Any], name: str = "") -> ModelInfo:
     """
     vision = "vision_config" in config
     text = config.get("text_config") or config.get("language_config") or config
+    quant = config.get("quantization_config") or text.get("quantization_config")
     hidden = int(_get(text, "hidden_size", "d_model"))
     layers = int(_get(text, "num_hidden_layers", "n_layers"))
     heads = int(_get(text, "num_attention_heads", "n_heads"))
@@ -196,8 +250,42 @@ def from_config(config: dict[str, Any], name: str = "") -> ModelInfo:
         moe=experts > 0,
         vision=vision,
         family=str(text.get("model_type", "")),
+        native_quantization=checkpoint_quantization(quant),
+        fp8_incompatible=_fp8_block_incompatible(config),
+        # seed 003 §4.3: AITER's MLA path takes an MXFP4 route for Kimi-K2.5, an MLA model with INT4 (QAT) weights
+        aiter_mla_needs_cdna4=attention == "mla" and checkpoint_quantization(quant) == "int4",
+        sparse_mla=attention == "mla" and text.get("index_topk") is not None,
         source="computed from config.json",
     )
 
 
-__all__ = ["CATALOG", "ModelInfo", "from_config", "model_info"]
+def _fp8_block_incompatible(config: dict[str, Any]) -> bool:
+    """An MLP width not divisible by FP8 block quantization's 128, in the language model or the vision tower
+    (seed 003 §4.1: Qwen3-VL's ViT intermediate size 4304)."""
+    sections = [config.get("text_config") or config, config.get("vision_config") or {}]
+    widths = [int(s[k]) for s in sections for k in ("intermediate_size", "moe_intermediate_size") if s.get(k)]
+    return any(w % 128 for w in widths)
+
+
+def checkpoint_quantization(quantization_config: dict[str, Any] | None) -> str | None:
+    """How a checkpoint's weights are stored, from its ``quantization_config``: fp8, mxfp4 (OpenAI's gpt-oss
+    format), quark-mxfp4 (AMD Quark's OCP MXFP4), int4 / int8 (compressed-tensors, AWQ, GPTQ), or the method name."""
+    if not quantization_config:
+        return None
+    method = str(quantization_config.get("quant_method", "")).lower()
+    if method == "quark":
+        text = json.dumps(quantization_config).lower()
+        return "quark-mxfp4" if "fp4" in text else "quark"
+    if method in ("awq", "gptq", "awq_marlin", "gptq_marlin"):
+        return f"int{int(quantization_config.get('bits', 4))}"
+    if method == "compressed-tensors":
+        groups = quantization_config.get("config_groups") or {}
+        bits = {int((g.get("weights") or {}).get("num_bits", 0)) for g in groups.values() if isinstance(g, dict)}
+        kinds = {str((g.get("weights") or {}).get("type", "int")) for g in groups.values() if isinstance(g, dict)}
+        if len(bits) == 1 and kinds <= {"int"}:
+            return f"int{bits.pop()}"
+        return "compressed-tensors"
+    return method or None
+
+
+__all__ = ["CATALOG", "ModelInfo", "checkpoint_quantization", "from_config", "model_info"]

@@ -26,6 +26,7 @@ from servegate.gate import DEFAULT_GATED_METRICS, Comparison, gate_failed, rende
 from servegate.hardware import KNOWN_MARKERS, MARKER_LABELS, detected, skip_reason_for
 from servegate.launch.base import ServerLostError, ServerStartError
 from servegate.launch.dispatch import DispatchLauncher
+from servegate.preflight import Preflight, Resolver
 from servegate.regression import RegressionGate
 from servegate.report.html import write_html_report
 from servegate.report.terminal import render_session
@@ -108,6 +109,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         case = getattr(getattr(item, "callspec", None), "params", {}).get("case")
         if isinstance(case, Case) and item.get_closest_marker("skip") is None:
             size += len(case.steps) * len(DEFAULT_GATED_METRICS)
+            config.stash[SESSION_KEY].preflight.plan([case.server, *(server for _, server in case.arms)])
     config.stash[SESSION_KEY].regression.family_size = max(size, 1)
 
 
@@ -186,6 +188,9 @@ class BenchSession:
         self.regression = RegressionGate(
             self.baselines_dir, detected().hardware_id, tolerance=config.getoption("--tolerance")
         )
+        self.preflight = Preflight(
+            Resolver(config.getoption("--launcher"), config.getoption("--vllm-python"), config.getoption("--vllm-url"))
+        )
 
     @property
     def log_dir(self) -> Path:
@@ -231,8 +236,16 @@ class BenchSession:
         multiplier = INTENSITY_MULTIPLIERS[self.config.getoption("--intensity")]
         return [(name, load.scaled(multiplier)) for name, load in case.steps]
 
+    def check_preflight(self, servers: list[ServerConfig]) -> None:
+        """Fail the case with vLLM's own words when the vLLM that would serve it rejects its flags or env
+        (servegate.preflight; every planned case is checked in the first call, before any server starts)."""
+        rejection = self.preflight.rejection(servers)
+        if rejection:
+            pytest.fail(rejection, pytrace=False)
+
     def run(self, case: Case) -> CaseResult:
         """n fresh server starts of the case's server, each running every step; then baseline and gate."""
+        self.check_preflight([case.server])
         result = run_case(
             case.id,
             case.server,
@@ -277,6 +290,7 @@ class BenchSession:
 
     def run_ab(self, case: Case) -> dict[str, CaseResult]:
         """The case's arms, interleaved start by start (A, B, A, B, ...), n starts per arm."""
+        self.check_preflight([server for _, server in case.arms])
         results = run_ab(
             case.id,
             case.arms,
@@ -292,6 +306,7 @@ class BenchSession:
 
     def run_starts(self, case: Case, servers: list[ServerConfig]) -> CaseResult:
         """One start per given server config (e.g. the same server with a cold, then a warm compile cache)."""
+        self.check_preflight(servers)
         result = CaseResult(case.id, case.server, case.load)
         steps = self.scaled_steps(case)
         for i, server in enumerate(servers):

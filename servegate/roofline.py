@@ -16,7 +16,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-# Weight bytes per parameter by dtype or quantization method (what vLLM's --dtype / --quantization say).
+# Weight bytes per parameter by dtype, quantization method or checkpoint format (servegate.models), scales included:
+# MXFP4 stores 32 4-bit values with one 8-bit shared exponent (4.25 bits); NVFP4 16 values with an FP8 scale (4.5
+# bits); INT4 checkpoints (compressed-tensors, Kimi's QAT) group 32 values with a BF16 scale (0.5 B + 2/32 B);
+# AWQ/GPTQ group 128 with a BF16 scale and a 4-bit zero point. Applied to every active parameter although attention,
+# embeddings and the LM head usually stay BF16: the floor can only come out low, which a floor may.
 BYTES_PER_PARAM: dict[str, float] = {
     "float32": 4.0,
     "fp32": 4.0,
@@ -31,17 +35,21 @@ BYTES_PER_PARAM: dict[str, float] = {
     "fbgemm_fp8": 1.0,
     "int8": 1.0,
     "w8a8": 1.0,
-    "mxfp4": 0.5,
-    "nvfp4": 0.5,
-    "int4": 0.5,
-    "awq": 0.5,
-    "gptq": 0.5,
-    "quark_mxfp4": 0.5,
+    "mxfp4": 4.25 / 8,
+    "quark-mxfp4": 4.25 / 8,
+    "quark_mxfp4": 4.25 / 8,
+    "nvfp4": 4.5 / 8,
+    "int4": 0.5 + 2 / 32,
+    "awq": 0.5 + (2 + 0.5) / 128,
+    "gptq": 0.5 + (2 + 0.5) / 128,
 }
 
 
-def bytes_per_param(dtype: str | None = None, quantization: str | None = None) -> float | None:
-    """Quantization decides the weight bytes when set; else the dtype ("auto" is the checkpoint's, usually bf16).
+def bytes_per_param(
+    dtype: str | None = None, quantization: str | None = None, checkpoint: str | None = None
+) -> float | None:
+    """Quantization decides the weight bytes when set; else the checkpoint's own format (``checkpoint``, from its
+    config.json: gpt-oss ships MXFP4, DeepSeek FP8, Kimi INT4); else the dtype ("auto" with no format: bf16).
 
     Returns None for methods whose width we do not know (e.g. ``compressed-tensors`` can be anything), because a
     guessed width would make the floor wrong by 2-4x.
@@ -49,7 +57,7 @@ def bytes_per_param(dtype: str | None = None, quantization: str | None = None) -
     if quantization:
         return BYTES_PER_PARAM.get(quantization.lower())
     if dtype in (None, "", "auto"):
-        return 2.0
+        return BYTES_PER_PARAM.get(checkpoint.lower()) if checkpoint else 2.0
     return BYTES_PER_PARAM.get(dtype.lower())
 
 
@@ -132,11 +140,18 @@ def _default_model_lookup() -> Callable[[str], Any] | None:
 
 
 def _default_spec_lookup() -> Callable[[str], Any] | None:
+    """The exact part's figures when the case ran on this machine's kind of GPU (the report a run writes at its end;
+    an H100 PCIe must not get the SXM's bandwidth), else the marker's."""
     try:
-        from servegate.hardware import SPECS  # type: ignore[import-not-found]
+        from servegate.hardware import detected, spec_for  # type: ignore[import-not-found]
     except ImportError:
         return None
-    return SPECS.get
+
+    def lookup(marker: str) -> Any:
+        here = detected()
+        return spec_for(here.name, marker=marker) if here.marker == marker else spec_for(marker=marker)
+
+    return lookup
 
 
 def floors_for_case(
@@ -164,14 +179,17 @@ def floors_for_case(
     active = _params(info)
     if not active:
         return None
-    bpp = bytes_per_param(server.get("dtype"), server.get("quantization"))
-    quant = (server.get("quantization") or "").lower()
-    if bpp is not None and bpp < 2:  # an 8- or 4-bit model's compute peak is the fp8 / fp4 one, not bf16's
-        peak = _field(spec, "fp8_tflops") if bpp == 1 else _field(spec, "fp4_tflops", "mxfp4_tflops")
+    bpp = bytes_per_param(server.get("dtype"), server.get("quantization"), _field(info, "native_quantization"))
+    # The compute peak is the fastest the part has at or above the weight precision: a 4-bit model on a GPU without
+    # FP4 units computes in FP8 at best. Taking the fastest keeps the prefill floor a lower bound.
+    if bpp is None:
+        peak = None
+    elif bpp < 1:
+        peak = _field(spec, "fp4_tflops", "mxfp4_tflops", "fp8_tflops", "bf16_tflops")
+    elif bpp < 2:
+        peak = _field(spec, "fp8_tflops", "bf16_tflops")
     else:
         peak = _field(spec, "bf16_tflops", "fp16_tflops")
-    if quant and bpp is None:
-        peak = None
     load = case.get("load") or {}
     prompt = load.get("prompt_tokens")
     return floors(

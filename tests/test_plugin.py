@@ -72,13 +72,13 @@ def test_unknown_marker_is_a_usage_error(pytester: pytest.Pytester) -> None:
 
 
 def test_compat_rule_skips_before_any_start_and_says_why(pytester: pytest.Pytester) -> None:
-    # DeepSeek V3.2 is MLA: on ROCm without --block-size 1 the seeds say it cannot run.
+    # DeepSeek V3.2 is sparse MLA: on ROCm (vLLM 0.20.1) without AITER and --block-size 1 it cannot run.
     servers = "- {model: deepseek-ai/DeepSeek-V3.2, tensor_parallel_size: 8, env: {AITER_ENABLE_VSKIP: 0}}"
     make_project(pytester, "mi300x", FAKE_MI300X, servers)
     # a subprocess: the faked detection must not leak into this process's cached hardware
     result = pytester.runpytest_subprocess("suites", "-m", "mi300x", "-rs", "-p", "no:cacheprovider")
     result.assert_outcomes(skipped=2)
-    result.stdout.fnmatch_lines(["*mla-block-size-1-rocm: MLA models need --block-size 1 on ROCm*"])
+    result.stdout.fnmatch_lines(["*sparse-mla-aiter-block-size-1-rocm: DeepSeek sparse attention (DSA) on ROCm*"])
 
 
 def _results(path: Path) -> dict:
