@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from servegate import __version__
-from servegate.results import SCHEMA_VERSION
+from servegate.results import SCHEMA_VERSION, restore_non_finite, validate_document
 
 
 class ResultsFileError(Exception):
@@ -51,8 +51,12 @@ def load_document(path: Path) -> dict[str, Any]:
             f"{path}: schema_version {found!r} found, this servegate ({__version__}) reads schema_version "
             f"{SCHEMA_VERSION}; render it with the servegate version that wrote it ({doc.get('servegate_version')!r})"
         )
-    if not isinstance(doc["cases"], list):
-        raise ResultsFileError(f"{path}: 'cases' must be a list")
+    problems = validate_document(restore_non_finite(doc))
+    if problems:
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise ResultsFileError(
+            f"{path}: not a servegate results document of the expected shape: {'; '.join(problems[:5])}{more}"
+        )
     return doc
 
 

@@ -8,7 +8,6 @@ case id and whose marker is the case's hardware, so ``pytest suites/ -m mi300x``
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import signal
@@ -29,7 +28,7 @@ from servegate.redact import redact_text
 from servegate.regression import BaselineRefused, RegressionGate
 from servegate.report.html import write_html_report
 from servegate.report.terminal import render_session
-from servegate.results import case_document, session_document, write_results
+from servegate.results import case_document, load_results, session_document, write_results
 from servegate.runner import CaseResult, StartResult, run_ab, run_case, run_start
 from servegate.stats import DEFAULT_TOLERANCE
 from servegate.suite import Case, SuiteError, discover
@@ -160,7 +159,7 @@ def _check_selected_cases(config: pytest.Config, cases: list[Case]) -> None:
                 returncode=pytest.ExitCode.TESTS_FAILED,
             )
     loads = [load for c in cases for _, load in c.steps]
-    peak = max((max(ld.concurrency, *ld.concurrency_levels) for ld in loads), default=0)
+    peak = max((max([ld.concurrency, *ld.concurrency_levels]) for ld in loads), default=0)
     try:
         options.ensure_fd_limit(peak)
     except options.OptionError as exc:
@@ -411,7 +410,7 @@ class BenchSession:
         document = session_document(self.cases, env)
         try:
             self.results_path = write_results(path, document)
-            self.html_path = write_html_report(json.loads(self.results_path.read_text()), path.with_suffix(".html"))
+            self.html_path = write_html_report(load_results(self.results_path), path.with_suffix(".html"))
         except OSError as exc:  # disk full, read-only results dir: say so instead of an INTERNALERROR traceback
             self.progress(f"results NOT written: {exc}")
             self.write_failed = True

@@ -229,7 +229,7 @@ SERVERS = "servers: [{model: m}]"
         (f"hardware: cpu\nsuites: {{s: {{{SERVERS}, loads: [{{profile: burst}}]}}}}",
          ["suites.s.loads[0].profile: 'burst' is not one of synchronous, concurrent"]),
         (f"hardware: cpu\nsuites: {{s: {{{SERVERS}, loads: [{{num_requests: lots}}]}}}}",
-         ["suites.s.loads[0].num_requests: expected an integer >= 1, got 'lots'"]),
+         ["suites.s.loads[0].num_requests: got 'lots' (str); expected a valid integer"]),
         (f"hardware: mi999x\nsuites: {{s: {{{SERVERS}, loads: [{{}}]}}}}",
          ["hardware: 'mi999x' is not a known marker; allowed: cpu, mi300x, mi325x"]),
         ("- just\n- a list\n", ["expected a mapping with keys"]),
