@@ -78,6 +78,13 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _schema(args: argparse.Namespace) -> int:
+    from servegate.suite import suite_json_schema
+
+    print(json.dumps(suite_json_schema(), indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="servegate",
@@ -94,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     show = sub.add_parser("show", help="print the terminal table (mean ± 95%% CI per metric and case)")
     show.add_argument("results", help="path of a results JSON written by a servegate run")
     show.set_defaults(func=_show)
+    schema = sub.add_parser("schema", help="print the JSON Schema of suite files (for editors: suite.schema.json)")
+    schema.set_defaults(func=_schema)
     return parser
 
 

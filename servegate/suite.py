@@ -282,6 +282,64 @@ def _check_unique(cases: list[Case], path: Path) -> None:
         seen[key] = case
 
 
+def suite_json_schema() -> dict[str, Any]:
+    """JSON Schema of a suite file, for editors (``servegate schema > suite.schema.json``; the repository keeps a
+    copy, ``suite.schema.json``, that a test keeps current). Server and load fields come from the configs' own
+    declarations, so the schema cannot drift from what the loader accepts."""
+    from pydantic import TypeAdapter
+
+    server = TypeAdapter(ServerConfig).json_schema()
+    load = TypeAdapter(LoadConfig).json_schema()
+    defs = {**server.pop("$defs", {}), **load.pop("$defs", {})}
+    server.pop("required", None)  # the model may come from defaults.server
+    server["properties"]["env"] = {
+        "type": "object",
+        "description": "environment of the server process; secret-named values are masked in every output",
+        "additionalProperties": {"type": ["string", "number", "boolean"]},
+    }
+    server["properties"]["extra_args"] = {"type": "array", "items": {"type": "string"}, "default": []}
+    entry = {**server, "properties": {**server["properties"], "matrix": {
+        "type": "object",
+        "description": f"server field -> list of values; the entry expands to their product (<= {MAX_CASES_PER_SUITE})",
+        "additionalProperties": {"type": "array", "minItems": 1},
+    }}}
+    overrides = {**server, "title": "arm overrides"}
+    suite = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "description": {"type": "string"},
+            "restarts": {"type": "integer", "minimum": 1, "default": 2},
+            "servers": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/ServerEntry"}},
+            "loads": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/LoadConfig"}},
+            "phases": {"type": "object", "minProperties": 1, "additionalProperties": {"$ref": "#/$defs/LoadConfig"}},
+            "arms": {"type": "object", "minProperties": 2, "additionalProperties": {"$ref": "#/$defs/ArmOverrides"}},
+            "gate": {},
+            "options": {"type": "object"},
+        },
+        "required": ["servers"],
+        "oneOf": [{"required": ["loads"]}, {"required": ["phases"]}],
+    }
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "servegate suite file",
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["hardware", "suites"],
+        "properties": {
+            "description": {"type": "string"},
+            "hardware": {"enum": list(KNOWN_MARKERS)},
+            "defaults": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {"server": {"$ref": "#/$defs/ServerEntry"}, "load": {"$ref": "#/$defs/LoadConfig"}},
+            },
+            "suites": {"type": "object", "minProperties": 1, "additionalProperties": {"$ref": "#/$defs/Suite"}},
+        },
+        "$defs": {**defs, "ServerEntry": entry, "ArmOverrides": overrides, "LoadConfig": load, "Suite": suite},
+    }
+
+
 def discover(suite_dir: Path) -> list[Case]:
     """Every case of every ``*.yaml`` suite file in ``suite_dir``, sorted by file name."""
     cases: list[Case] = []
