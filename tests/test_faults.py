@@ -27,7 +27,7 @@ from servegate.launch.base import ServerStartError
 from servegate.launch.local import LocalProcessLauncher, listener_in_group, probable_cause
 from servegate.results import write_results
 from servegate.suite import SuiteError, load_suite_file
-from servegate.testing.fakes import FAKE_SUITE_MODULE, ScriptLauncher
+from servegate.testing.fakes import FAKE_GATED_MODULE, FAKE_SUITE_MODULE, ScriptLauncher
 
 pytest_plugins = ["pytester"]
 
@@ -404,3 +404,97 @@ def test_token_masked_everywhere_in_the_results_json(tmp_path: Path) -> None:
     back = json.loads(text)  # still valid JSON
     assert back["cases"][0]["server"]["env"]["HF_TOKEN"] == "***"
 
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Baselines that cannot be poisoned: through the plugin, as `pytest --update-baselines` users meet them
+# ---------------------------------------------------------------------------------------------------------------
+
+ONE_CASE_SUITE = """
+hardware: cpu
+suites:
+  serving:
+    restarts: 3
+    servers: [{model: some/model}]
+    loads: [{concurrency: 1, num_requests: 8}]
+"""
+
+
+@pytest.fixture
+def gated_project(pytester: pytest.Pytester) -> Path:
+    """One case whose test body records a hand-made run of the kind FAKE_RUN names; returns the baselines root."""
+    pytester.makeconftest(CONFTEST)
+    pytester.makeini("[pytest]\n")
+    suites = pytester.mkdir("suites")
+    (suites / "serving.yaml").write_text(ONE_CASE_SUITE)
+    (suites / "test_serving.py").write_text(FAKE_GATED_MODULE)
+    return pytester.path / "baselines"
+
+
+def _run(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, kind: str, *args: str) -> pytest.RunResult:
+    monkeypatch.setenv("FAKE_RUN", kind)
+    return pytester.runpytest_inprocess("suites", "-p", "no:cacheprovider", *args)
+
+
+@pytest.mark.parametrize(
+    ("kind", "reason"),
+    [
+        ("failing", "start 1 level c1 is FAILING: success 0% < 95%"),
+        ("client-bound", "start 1 level c1 is CLIENT-BOUND: send lag 900 ms"),
+        ("one-start", "1 server start(s); a baseline needs at least 2"),
+        ("nan", "output_throughput has non-finite values"),
+    ],
+)
+def test_a_bad_run_never_replaces_a_good_baseline(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, gated_project: Path, kind: str, reason: str
+) -> None:
+    _run(pytester, monkeypatch, "good", "--update-baselines").assert_outcomes(passed=1)
+    (path,) = gated_project.rglob("*.json")
+    good = path.read_bytes()
+    refused = _run(pytester, monkeypatch, kind, "--update-baselines")
+    refused.assert_outcomes(failed=1)
+    out = refused.stdout.str()
+    assert f"baseline NOT written to {path} (the previous one, if any, is kept)" in out and reason in out, out
+    assert "--force-baseline" in out
+    assert path.read_bytes() == good
+    if kind == "failing":  # the kept baseline still catches a 40x slower run
+        _run(pytester, monkeypatch, "slow").assert_outcomes(failed=1)
+
+
+def test_a_run_whose_own_checks_fail_is_not_recorded(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, gated_project: Path
+) -> None:
+    monkeypatch.setenv("FAKE_BODY_FAILS", "1")
+    result = _run(pytester, monkeypatch, "good", "--update-baselines")
+    result.assert_outcomes(failed=1)
+    assert "baseline NOT written: the test failed" in result.stdout.str()
+    assert not list(gated_project.rglob("*.json"))
+
+
+def test_force_baseline_records_and_says_so_in_the_file(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, gated_project: Path
+) -> None:
+    _run(pytester, monkeypatch, "one-start", "--update-baselines", "--force-baseline").assert_outcomes(passed=1)
+    (path,) = gated_project.rglob("*.json")
+    assert json.loads(path.read_text())["forced"] == "forced despite: 1 server start(s); a baseline needs at least 2"
+
+
+def test_another_intensity_is_not_compared_and_the_fields_are_listed(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, gated_project: Path
+) -> None:
+    _run(pytester, monkeypatch, "good", "--update-baselines").assert_outcomes(passed=1)
+    quick = _run(pytester, monkeypatch, "slow", "--intensity", "quick", "--gate", "strict")
+    quick.assert_outcomes(failed=1)
+    quick.stdout.fnmatch_lines(["*not compared: the baseline was measured under another configuration: "
+                                "load.num_requests: 8 → 4*"])
+
+
+def test_unwritable_results_after_a_full_run_fail_the_session(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, gated_project: Path
+) -> None:
+    import servegate.plugin
+
+    monkeypatch.setattr(servegate.plugin, "write_results", _enospc)
+    result = _run(pytester, monkeypatch, "good", "--gate", "off")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*results NOT written: *No space left on device*"])
