@@ -12,6 +12,7 @@ import errno
 import http.server
 import json
 import os
+import re
 import signal
 import textwrap
 import threading
@@ -22,7 +23,7 @@ import pytest
 
 import servegate.launch.local as local
 from servegate.baseline import atomic_write_text
-from servegate.config import ServerConfig
+from servegate.config import LoadConfig, ServerConfig
 from servegate.launch.base import ServerStartError
 from servegate.launch.local import LocalProcessLauncher, listener_in_group, probable_cause
 from servegate.results import write_results
@@ -498,3 +499,22 @@ def test_unwritable_results_after_a_full_run_fail_the_session(
     result = _run(pytester, monkeypatch, "good", "--gate", "off")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(["*results NOT written: *No space left on device*"])
+
+
+def test_a_hung_load_level_keeps_printing_progress(monkeypatch: pytest.MonkeyPatch) -> None:
+    from servegate.launch.base import ServerHandle, StartupFacts
+    from servegate.load import measure as measure_module
+    from servegate.testing.stub_server import StubConfig, StubServer
+
+    monkeypatch.setattr(measure_module, "HEARTBEAT_S", 0.2)
+    monkeypatch.setattr(measure_module, "build_requests", lambda tok, load, n, salt=0: ["hi"] * n)  # no /tokenize
+    lines: list[str] = []
+    load = LoadConfig(num_requests=2, concurrency=2, request_timeout_s=1.5, warmup_requests=0,
+                      client_check=False, scrape_metrics=False, prompt_tokens=8, output_tokens=4)
+    with StubServer(StubConfig(fault="hang")) as stub:
+        handle = ServerHandle(ServerConfig(model="stub"), stub.base_url, None, StartupFacts())
+        result = measure_module.measure(handle, load, lines.append)
+    beats = [line for line in lines if "still running after" in line]
+    assert len(beats) >= 3, lines  # 1.5 s of silence from the server, a line every 0.2 s
+    assert re.fullmatch(r"c2: still running after \d+ s, 0/2 requests done", beats[0].strip()), beats
+    assert [r.outcome for r in result.levels[0].run.records] == ["timeout", "timeout"]
