@@ -120,6 +120,9 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Plan the gate's family: every gated metric of every selected, runnable case (see servegate.regression)."""
+    errors = config.stash.get(SUITE_ERRORS_KEY, set())
+    if errors:
+        raise pytest.UsageError("\n".join(sorted(errors)))
     size = 0
     selected = []
     for item in items:
@@ -205,8 +208,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     suite_dir = Path(metafunc.module.__file__).parent
     try:
         cases = [c for c in discover(suite_dir) if c.suite == suite]
-    except SuiteError as exc:
-        pytest.exit(f"servegate: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+    except SuiteError as exc:  # reported once collection ends, as a usage error without a collection traceback
+        metafunc.config.stash.setdefault(SUITE_ERRORS_KEY, set()).add(f"servegate: {exc}")
+        cases = []
     metafunc.parametrize("case", [pytest.param(c, id=c.id, marks=_marks_for(c)) for c in cases])
 
 
@@ -430,6 +434,7 @@ def _absent_hardware_skips(skipped: list[Any]) -> dict[str, int]:
 
 
 SESSION_KEY = pytest.StashKey[BenchSession]()
+SUITE_ERRORS_KEY = pytest.StashKey[set[str]]()
 CASE_PROPERTY = "servegate_case"
 
 

@@ -263,3 +263,14 @@ def test_require_hardware_passes_where_the_hardware_is(pytester: pytest.Pytester
     make_project(pytester, hardware="cpu")
     result = pytester.runpytest_subprocess("suites", "-m", "cpu", "-p", "no:cacheprovider", "--require-hardware")
     result.assert_outcomes(passed=1)
+
+
+def test_a_bad_suite_field_through_pytest_is_one_line_not_a_traceback(pytester: pytest.Pytester) -> None:
+    suites = make_project(pytester)
+    (suites / "serving.yaml").write_text(SUITE.format(hardware="cpu", concurrency=1).replace(
+        "{model: some/model}", "{model: some/model, launcher: dokcer}"))
+    result = pytester.runpytest_inprocess("suites", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    output = result.stdout.str() + result.stderr.str()
+    assert "suites.serving.servers[0].launcher: got 'dokcer' (str); expected 'local', 'docker' or 'external'" in output
+    assert "Traceback" not in output and "pydantic" not in output and len(output.splitlines()) < 25, output
