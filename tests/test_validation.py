@@ -187,7 +187,9 @@ def test_bad_options_are_usage_errors_before_any_case_runs(
     assert not (pytester.path / "results").exists()  # nothing ran, nothing was written
 
 
-def test_relative_baselines_dir_is_the_rootdirs_from_any_directory(pytester: pytest.Pytester) -> None:
+def test_relative_baselines_dir_is_the_rootdirs_from_any_directory(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     make_project(pytester)
     elsewhere = pytester.mkdir("elsewhere")
     probe = (
@@ -196,16 +198,17 @@ def test_relative_baselines_dir_is_the_rootdirs_from_any_directory(pytester: pyt
         "    print('BASELINES', request.config.stash[SESSION_KEY].baselines_dir)\n"
     )
     (pytester.path / "suites" / "test_where.py").write_text(probe)
-    cmd = [sys.executable, "-m", "pytest", "../suites/test_where.py", "-s", "-p", "no:cacheprovider"]
-    out = subprocess.run(cmd, cwd=elsewhere, capture_output=True, text=True, timeout=300).stdout
-    assert f"BASELINES {pytester.path.resolve() / 'baselines'}" in out, out
+    monkeypatch.chdir(elsewhere)
+    result = pytester.runpytest_inprocess("../suites/test_where.py", "-s", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    assert f"BASELINES {pytester.path.resolve() / 'baselines'}" in result.stdout.str()
 
 
 def test_missing_baselines_dir_with_the_gate_on_is_stated(pytester: pytest.Pytester) -> None:
     make_project(pytester)
-    result = pytester.runpytest_subprocess("suites", "-p", "no:cacheprovider", "--baselines-dir", "nowhere")
+    result = pytester.runpytest_inprocess("suites", "-p", "no:cacheprovider", "--baselines-dir", "nowhere")
     result.stdout.fnmatch_lines(["*WARNING: baselines dir */nowhere does not exist: every case will be NOT COMPARED*"])
-    quiet = pytester.runpytest_subprocess("suites", "-p", "no:cacheprovider", "--gate", "off")
+    quiet = pytester.runpytest_inprocess("suites", "-p", "no:cacheprovider", "--gate", "off")
     assert "WARNING: baselines dir" not in quiet.stdout.str()
 
 
@@ -251,9 +254,9 @@ def test_concurrency_within_a_raisable_limit_runs(pytester: pytest.Pytester) -> 
 
 def test_require_hardware_fails_a_session_whose_hardware_is_absent(pytester: pytest.Pytester) -> None:
     make_project(pytester, hardware="mi300x")
-    skipped = pytester.runpytest_subprocess("suites", "-m", "mi300x", "-p", "no:cacheprovider")
+    skipped = pytester.runpytest_inprocess("suites", "-m", "mi300x", "-p", "no:cacheprovider")
     skipped.assert_outcomes(skipped=1)  # without the flag: a skip, as on a developer's laptop
-    result = pytester.runpytest_subprocess("suites", "-m", "mi300x", "-p", "no:cacheprovider", "--require-hardware")
+    result = pytester.runpytest_inprocess("suites", "-m", "mi300x", "-p", "no:cacheprovider", "--require-hardware")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(["*--require-hardware: 1 selected hardware target(s) not on this machine: mi300x*"])
     assert "passed" not in result.stdout.str() and "skipped" not in result.stdout.str().splitlines()[-1]
@@ -261,7 +264,7 @@ def test_require_hardware_fails_a_session_whose_hardware_is_absent(pytester: pyt
 
 def test_require_hardware_passes_where_the_hardware_is(pytester: pytest.Pytester) -> None:
     make_project(pytester, hardware="cpu")
-    result = pytester.runpytest_subprocess("suites", "-m", "cpu", "-p", "no:cacheprovider", "--require-hardware")
+    result = pytester.runpytest_inprocess("suites", "-m", "cpu", "-p", "no:cacheprovider", "--require-hardware")
     result.assert_outcomes(passed=1)
 
 
