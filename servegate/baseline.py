@@ -2,26 +2,38 @@
 
 Also holds the atomic writer every file we produce goes through. Layout and validation: ``baseline_path``,
 ``load_baseline``; comparison happens in ``servegate.gate``.
+
+A baseline is what every later run is judged against, so a bad one switches the gate off for good: a 40x slower
+run compared with a baseline of failed requests passes. Hence ``refusal_reasons`` (a run must have passed, with
+enough starts, no FAILING or CLIENT-BOUND level and finite gated values), a configuration identity
+(``effective_config`` / ``config_hash`` / ``config_diff``: a baseline measured under other settings is not
+compared), and a compare-and-swap write under a file lock (``save_baseline(expected_digest=...)``) so that of
+two sessions recording the same case, the second one hears that it lost instead of silently overwriting.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import json
 import math
 import os
 import re
 import tempfile
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from servegate.redact import redact_obj
+from servegate.redact import MASK, is_secret_name, redact_obj
 
 if TYPE_CHECKING:
-    from servegate.config import ServerConfig
+    from servegate.config import LoadConfig, ServerConfig
     from servegate.hardware import HardwareInfo
     from servegate.launch.base import StartupFacts
+    from servegate.runner import CaseResult
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -44,7 +56,7 @@ def atomic_write_text(path: Path, text: str) -> None:
 # The baseline store (issue 4): per-start values + fingerprint, one JSON file per (hardware, suite, config).
 # --------------------------------------------------------------------------------------------------------------
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: effective server/load configs and their hash; force flag
 _SAFE_COMPONENT = re.compile(r"[^A-Za-z0-9._=+,@\[\]-]")
 # Fields that make two measurements incomparable: numbers from other hardware (or another model) are not a
 # regression, they are a different experiment. The gate reports "not compared" instead of a verdict.
@@ -162,6 +174,12 @@ class Baseline:
     fingerprint: Fingerprint
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     schema_version: int = SCHEMA_VERSION
+    forced: str | None = None  # why a run that failed the recording rules was stored anyway (--force-baseline)
+
+    @property
+    def config_hash(self) -> str:
+        """Of the settings as stored (secrets masked), so that a file's hash can be checked against its content."""
+        return config_hash(redact_obj(self.server), redact_obj(self.load))
 
     @property
     def starts(self) -> int:
@@ -174,6 +192,8 @@ class Baseline:
             "suite": self.suite,
             "config_id": self.config_id,
             "created": self.created,
+            "forced": self.forced,
+            "config_hash": self.config_hash,
             "fingerprint": self.fingerprint.to_dict(),
             "server": self.server,
             "load": self.load,
@@ -211,16 +231,151 @@ def baseline_path(root: Path, hardware_id: str, suite: str, config_id: str) -> P
     )
 
 
-def save_baseline(root: Path, baseline: Baseline) -> Path:
-    """Write ``baseline`` under ``root`` (atomically; secrets in server/load settings masked); returns the path."""
+class BaselineConflict(RuntimeError):
+    """Another writer changed the baseline file since this session read it; ours was not written."""
+
+
+# "Not read": save_baseline then writes without comparing (library use without a session snapshot).
+UNREAD = "unread"
+
+
+def file_digest(path: Path) -> str | None:
+    """sha256 of a file's bytes, None when it does not exist: the state a compare-and-swap expects."""
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except FileNotFoundError:
+        return None
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock on ``path``'s directory (no lock file left in the store), held while comparing
+    and replacing; writers of other baselines in the same directory wait a moment, nothing more."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def save_baseline(root: Path, baseline: Baseline, expected_digest: str | None = UNREAD) -> Path:
+    """Write ``baseline`` under ``root`` (atomically; secrets in server/load settings masked); returns the path.
+
+    With ``expected_digest`` (the file's ``file_digest`` when this session started the case; None = no file
+    then), the write happens only if the file is still in that state, checked and replaced under a lock;
+    otherwise ``BaselineConflict`` says who got there first and the other writer's file stays.
+    """
     path = baseline_path(root, baseline.hardware_id, baseline.suite, baseline.config_id)
     document = redact_obj(baseline.to_dict())
-    atomic_write_text(path, json.dumps(document, indent=1, sort_keys=False, allow_nan=False) + "\n")
+    text = json.dumps(document, indent=1, sort_keys=False, allow_nan=False) + "\n"
+    with _locked(path):
+        now = file_digest(path)
+        if expected_digest != UNREAD and now != expected_digest:
+            raise BaselineConflict(_conflict_message(path, expected_digest))
+        atomic_write_text(path, text)
     return path
+
+
+def _conflict_message(path: Path, expected: str | None) -> str:
+    try:
+        other = json.loads(path.read_text(encoding="utf-8")).get("created", "unknown time")
+    except (OSError, ValueError, AttributeError):
+        other = "unknown time"
+    before = "no baseline existed" if expected is None else "this session read it"
+    return (
+        f"{path}: not written: another session wrote this baseline (created {other}) after {before}; "
+        "its file is kept. Re-run --update-baselines alone if this run's numbers should replace it"
+    )
+
+
+# --------------------------------------------------------------------------------------------------------------
+# What may become a baseline
+# --------------------------------------------------------------------------------------------------------------
+
+MIN_BASELINE_STARTS = 2  # the gate's minimum: a t interval needs two starts
+MIN_SUCCESS_RATE = 0.95  # below it a level is FAILING (seed 003 Table 7)
+
+
+def refusal_reasons(result: CaseResult, gated_metrics: Sequence[str]) -> list[str]:
+    """Why ``result`` must not become a baseline (empty: it may). Each reason names the start and level."""
+    reasons = []
+    if len(result.starts) < MIN_BASELINE_STARTS:
+        reasons.append(f"{len(result.starts)} server start(s); a baseline needs at least {MIN_BASELINE_STARTS}")
+    for start in result.starts:
+        for level in start.levels:
+            where = f"start {start.start_index + 1} level {level.label}"
+            if not level.summary.success_rate >= MIN_SUCCESS_RATE:
+                reasons.append(f"{where} is FAILING: success {level.summary.success_rate:.0%} < 95%")
+            if level.client_bound:
+                reasons.append(f"{where} is CLIENT-BOUND: {level.summary.client_bound_reason}")
+    values = result.values()
+    if not values:
+        reasons.append("no measured values")
+    for metric, series in values.items():
+        if metric.rsplit("/", 1)[-1] in gated_metrics and not all(math.isfinite(x) for x in series):
+            reasons.append(f"{metric} has non-finite values {series}")
+    return reasons
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Configuration identity: everything that changes the numbers
+# --------------------------------------------------------------------------------------------------------------
+
+# Settings that do not change what is measured: a label, and how long to wait for a server to come up.
+_NOT_IDENTITY = {"server": {"name", "startup_timeout_s"}, "load": {"name"}}
+
+
+def effective_config(server: ServerConfig, load: LoadConfig) -> dict[str, dict[str, Any]]:
+    """The server and load settings a run was measured under (load after the intensity multiplier), in JSON form.
+
+    Absolute local paths keep only their last component (a checkout's location does not change the numbers);
+    secret env values are masked (a token never does either, and this goes into files).
+    """
+    srv = {k: v for k, v in asdict(server).items() if k not in _NOT_IDENTITY["server"]}
+    srv["env"] = {k: MASK if is_secret_name(k) else v for k, v in server.env}
+    srv["extra_args"] = list(server.extra_args)
+    srv["model"] = _portable_path(server.model)
+    if srv.get("tokenizer"):
+        srv["tokenizer"] = _portable_path(srv["tokenizer"])
+    ld = {k: v for k, v in asdict(load).items() if k not in _NOT_IDENTITY["load"]}
+    if ld.get("dataset_path"):
+        ld["dataset_path"] = _portable_path(ld["dataset_path"])
+    return json.loads(json.dumps({"server": srv, "load": ld}, default=list))  # tuples -> lists, as stored
+
+
+def _portable_path(value: str) -> str:
+    return Path(value).name if os.path.isabs(value) else value
+
+
+def config_hash(server: dict[str, Any], load: dict[str, Any]) -> str:
+    """Short sha256 of an effective config (as ``effective_config`` returns it), key order independent."""
+    canonical = json.dumps({"server": server, "load": load}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def config_diff(baseline: Baseline, server: ServerConfig, load: LoadConfig) -> list[str]:
+    """Every setting that differs between the baseline's run and this one, as ``load.num_requests: 64 → 32``
+    (baseline value first); empty when they were measured under the same configuration."""
+    current = effective_config(server, load)
+    out = []
+    for part, stored in (("server", baseline.server), ("load", baseline.load)):
+        now = current[part]
+        for key in sorted(set(stored) | set(now)):
+            if stored.get(key, "absent") != now.get(key, "absent"):
+                was, new = _show_value(stored.get(key, "absent")), _show_value(now.get(key, "absent"))
+                out.append(f"{part}.{key}: {was} → {new}")
+    return out
+
+
+def _show_value(value: Any) -> str:
+    return "none" if value is None else json.dumps(value) if isinstance(value, (dict, list, str)) else str(value)
 
 
 _REQUIRED: dict[str, type | tuple[type, ...]] = {
     "schema_version": int,
+    "config_hash": str,
     "hardware_id": str,
     "suite": str,
     "config_id": str,
@@ -293,6 +448,8 @@ def load_baseline(path: Path) -> Baseline:
             want = "an integer" if key == "device_count" else "a string"
             raise fail(f"key 'fingerprint.{key}' must be {want} or null, got {_json_type(value)}")
         fp_args[key] = value
+    if doc["config_hash"] != config_hash(doc["server"], doc["load"]):
+        raise fail("config_hash does not match its server/load settings (edited by hand?)")
     if fp_doc["hardware_id"] != doc["hardware_id"]:
         raise fail(f"fingerprint.hardware_id {fp_doc['hardware_id']!r} differs from hardware_id {doc['hardware_id']!r}")
     return Baseline(
@@ -305,6 +462,7 @@ def load_baseline(path: Path) -> Baseline:
         fingerprint=Fingerprint(**fp_args),
         created=doc["created"],
         schema_version=doc["schema_version"],
+        forced=doc.get("forced") if isinstance(doc.get("forced"), str) else None,
     )
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from servegate import __version__
-from servegate.results import SCHEMA_VERSION
+from servegate.results import SCHEMA_VERSION, restore_non_finite, validate_document
 
 
 class ResultsFileError(Exception):
@@ -51,8 +51,12 @@ def load_document(path: Path) -> dict[str, Any]:
             f"{path}: schema_version {found!r} found, this servegate ({__version__}) reads schema_version "
             f"{SCHEMA_VERSION}; render it with the servegate version that wrote it ({doc.get('servegate_version')!r})"
         )
-    if not isinstance(doc["cases"], list):
-        raise ResultsFileError(f"{path}: 'cases' must be a list")
+    problems = validate_document(restore_non_finite(doc))
+    if problems:
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise ResultsFileError(
+            f"{path}: not a servegate results document of the expected shape: {'; '.join(problems[:5])}{more}"
+        )
     return doc
 
 
@@ -116,6 +120,13 @@ def _plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _schema(args: argparse.Namespace) -> int:
+    from servegate.suite import suite_json_schema
+
+    print(json.dumps(suite_json_schema(), indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="servegate",
@@ -153,6 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--budget-minutes", type=float, help="exit 1 when the worst-case start-ups alone exceed this (the job timeout)"
     )
     planner.set_defaults(func=_plan)
+    schema = sub.add_parser("schema", help="print the JSON Schema of suite files (for editors: suite.schema.json)")
+    schema.set_defaults(func=_schema)
     return parser
 
 

@@ -2,15 +2,22 @@
 
 Both are frozen dataclasses with a readable, stable ``id``: ids key the baselines on disk and the pytest test ids,
 so changing how an id is built orphans every stored baseline. Suite-file parsing lives in ``servegate.suite``.
+
+They are pydantic dataclasses in strict mode: every construction (suite file, ``replace``, ``scaled``) is
+validated, so ``enforce_eager: "no"`` or ``num_requests: "64"`` is refused instead of being coerced into a
+different experiment, and the same field declarations give the suite file's JSON Schema.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, fields, replace
-from typing import Any, Literal
+from dataclasses import field, fields, replace
+from typing import Annotated, Any, Literal
 
-from servegate.redact import is_secret_name
+from pydantic import ConfigDict, Field, ValidationError
+from pydantic.dataclasses import dataclass
+
+from servegate.redact import MASK, is_secret_name, is_secret_value
 
 LauncherKind = Literal["local", "docker", "external"]
 Endpoint = Literal["completions", "chat"]
@@ -18,6 +25,14 @@ ProfileKind = Literal["synchronous", "concurrent", "constant", "poisson", "gamma
 
 # Request counts are multiplied by these (seed 003 §5.1 "Test Multipliers").
 INTENSITY_MULTIPLIERS: dict[str, float] = {"quick": 0.5, "default": 1.0, "thorough": 3.0}
+
+# strict: no str -> int / str -> bool coercion; extra="forbid": a misspelt key is an error, not a default.
+STRICT = ConfigDict(strict=True, extra="forbid")
+PositiveInt = Annotated[int, Field(ge=1)]
+NonNegativeInt = Annotated[int, Field(ge=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+NonNegativeFloat = Annotated[float, Field(ge=0)]
+Percentile = Annotated[float, Field(gt=0, le=100)]
 
 _ID_UNSAFE = re.compile(r"[^A-Za-z0-9_.=+-]+")
 
@@ -27,7 +42,7 @@ def slug(text: str) -> str:
     return _ID_UNSAFE.sub("-", text.rstrip("/").rsplit("/", 1)[-1]).strip("-")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=STRICT)
 class ServerConfig:
     """One vLLM server: model × precision × attention backend × environment × parallelism × extra flags."""
 
@@ -39,20 +54,33 @@ class ServerConfig:
     quantization: str | None = None
     kv_cache_dtype: str | None = None
     attention_backend: str | None = None
-    tensor_parallel_size: int = 1
-    max_model_len: int | None = None
-    max_num_seqs: int | None = None
-    max_num_batched_tokens: int | None = None
-    block_size: int | None = None
+    tensor_parallel_size: PositiveInt = 1
+    max_model_len: PositiveInt | None = None
+    max_num_seqs: PositiveInt | None = None
+    max_num_batched_tokens: PositiveInt | None = None
+    block_size: PositiveInt | None = None
     load_format: str | None = None
     enforce_eager: bool = False
-    kv_cache_memory_bytes: int | None = None
+    kv_cache_memory_bytes: PositiveInt | None = None
     extra_args: tuple[str, ...] = ()
     env: tuple[tuple[str, str], ...] = ()  # sorted (key, value) pairs: hashable and order-stable
     launcher: LauncherKind = "local"
     image: str | None = None  # container image for the docker launcher
     url: str | None = None  # base URL for the external launcher
-    startup_timeout_s: float = 900.0
+    startup_timeout_s: PositiveFloat = 900.0
+
+    def __repr__(self) -> str:
+        """Only fields that differ from the defaults, env values of secrets masked: pytest prints this repr in
+        tracebacks and test ids, which end up in CI logs."""
+        shown = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value == f.default:
+                continue
+            if f.name == "env":
+                value = tuple((k, MASK if is_secret_name(k) or is_secret_value(v) else v) for k, v in value)
+            shown.append(f"{f.name}={value!r}")
+        return f"ServerConfig({', '.join(shown)})"
 
     @property
     def label(self) -> str:
@@ -147,64 +175,58 @@ def normalize_env(env: dict[str, Any] | None) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(out))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=STRICT)
 class SLO:
     """Service-level objectives for goodput, in milliseconds (as ``vllm bench serve --goodput``)."""
 
-    ttft_ms: float | None = None
-    tpot_ms: float | None = None
-    e2el_ms: float | None = None
+    ttft_ms: PositiveFloat | None = None
+    tpot_ms: PositiveFloat | None = None
+    e2el_ms: PositiveFloat | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=STRICT)
 class LoadConfig:
     """One load profile: what requests, how many, and how they are paced."""
 
     name: str = ""
     profile: ProfileKind = "concurrent"
-    num_requests: int = 64
-    concurrency: int = 8
-    rate: float | None = None  # requests/s for constant, poisson and gamma
-    burstiness: float = 1.0  # gamma shape; 1.0 is Poisson
-    concurrency_levels: tuple[int, ...] = ()  # for sweep / saturation
-    prompt_tokens: int = 128
-    output_tokens: int = 64
-    shared_prefix_tokens: int = 0
+    num_requests: PositiveInt = 64
+    concurrency: PositiveInt = 8
+    rate: PositiveFloat | None = None  # requests/s for constant, poisson and gamma
+    burstiness: PositiveFloat = 1.0  # gamma shape; 1.0 is Poisson
+    concurrency_levels: tuple[PositiveInt, ...] = ()  # for sweep / saturation
+    prompt_tokens: PositiveInt = 128
+    output_tokens: PositiveInt = 64
+    shared_prefix_tokens: NonNegativeInt = 0
     endpoint: Endpoint = "completions"
     ignore_eos: bool = True
-    temperature: float = 0.0
+    temperature: NonNegativeFloat = 0.0
     seed: int = 0
-    warmup_requests: int = 4
-    max_seconds: float = 600.0
-    request_timeout_s: float = 300.0
-    cooldown_s: float = 0.0
-    percentiles: tuple[float, ...] = (50.0, 90.0, 99.0)
+    warmup_requests: NonNegativeInt = 4
+    max_seconds: PositiveFloat = 600.0
+    request_timeout_s: PositiveFloat = 300.0
+    cooldown_s: NonNegativeFloat = 0.0
+    percentiles: tuple[Percentile, ...] = (50.0, 90.0, 99.0)
     slo: SLO = field(default_factory=SLO)
     # --- load generator (issue 3); every field has a default so existing suite files keep their meaning ---
-    warmup_seconds: float = 0.0  # warm up for this long too (in addition to warmup_requests); excluded from metrics
-    sweep_rates: int = 4  # sweep: constant-rate levels between the synchronous and the max-throughput rate
+    warmup_seconds: NonNegativeFloat = 0.0  # warm up this long too (besides warmup_requests); not measured
+    sweep_rates: PositiveInt = 4  # sweep: constant-rate levels between the synchronous and the max-throughput rate
     dataset: Literal["synthetic", "sharegpt", "images"] = "synthetic"
     dataset_path: str | None = None  # ShareGPT-format JSON/JSONL for dataset "sharegpt"
-    image_size: tuple[int, int] = (512, 512)  # width, height of synthetic document images (dataset "images")
-    images_per_request: int = 1  # dataset "images": images attached to each chat request
-    workers: int = 1  # client processes, one event loop each (for hosts where one core cannot keep up)
+    image_size: tuple[PositiveInt, PositiveInt] = (512, 512)  # width, height of synthetic images (dataset "images")
+    images_per_request: PositiveInt = 1  # dataset "images": images attached to each chat request
+    workers: PositiveInt = 1  # client processes, one event loop each (for hosts where one core cannot keep up)
     client_check: bool = True  # measure the client's ceiling against an instant stub and mark CLIENT-BOUND runs
     scrape_metrics: bool = True  # scrape the server's /metrics before, during and after each level
-    scrape_interval_s: float = 1.0
+    scrape_interval_s: PositiveFloat = 1.0
 
     def __post_init__(self) -> None:
         if self.profile in ("constant", "poisson", "gamma") and not (self.rate and self.rate > 0):
             raise ValueError(f"load profile {self.profile!r} needs rate: requests per second > 0, got {self.rate!r}")
-        if self.num_requests < 1 or self.concurrency < 1:
-            raise ValueError(f"num_requests and concurrency must be >= 1, got {self.num_requests}, {self.concurrency}")
         if self.dataset == "sharegpt" and not self.dataset_path:
             raise ValueError("dataset 'sharegpt' needs dataset_path: a local ShareGPT-format JSON or JSONL file")
         if self.dataset == "images" and self.endpoint != "chat":
             raise ValueError("dataset 'images' sends images in chat messages: set endpoint: chat")
-        if self.workers < 1:
-            raise ValueError(f"workers must be >= 1, got {self.workers}")
-        if not isinstance(self.image_size, tuple):  # a YAML list; a tuple keeps the frozen dataclass hashable
-            object.__setattr__(self, "image_size", tuple(self.image_size))
 
     @property
     def id(self) -> str:
@@ -228,9 +250,35 @@ class LoadConfig:
 
 
 def dataclass_from_mapping(cls: type, data: dict[str, Any], where: str) -> Any:
-    """Build ``cls`` from a mapping, rejecting unknown keys with a message that names ``where`` and the allowed keys."""
+    """Build ``cls`` from a mapping; any invalid field is a ``ValueError`` naming ``where``, the key, the value
+    given and what is allowed (one line per problem, no pydantic URLs)."""
     allowed = {f.name for f in fields(cls)}
     unknown = sorted(set(data) - allowed)
     if unknown:
         raise ValueError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
-    return cls(**data)
+    try:
+        return cls(**data)
+    except ValidationError as exc:
+        raise ValueError(validation_message(exc, where)) from None
+
+
+def validation_message(exc: ValidationError, where: str) -> str:
+    """``where.key: given 'x'; expected <what pydantic allows>`` for every error of ``exc``."""
+    lines = []
+    for err in exc.errors(include_url=False):
+        key = where + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"])
+        given = err.get("input")
+        if err["type"] == "value_error":  # a __post_init__ check: its message already says what is allowed
+            lines.append(f"{key}: {err['msg'].removeprefix('Value error, ')}")
+        else:
+            lines.append(f"{key}: got {given!r} ({type(given).__name__}); expected {_expected(err)}")
+    return "\n".join(lines)
+
+
+def _expected(err: Any) -> str:
+    """pydantic's 'Input should be ...' without the prefix: 'a valid integer', "'local', 'docker' or 'external'"."""
+    msg = str(err["msg"])
+    for prefix in ("Input should be ", "Value should be "):
+        if msg.startswith(prefix):
+            return msg[len(prefix) :]
+    return msg[:1].lower() + msg[1:]

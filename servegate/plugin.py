@@ -8,7 +8,6 @@ case id and whose marker is the case's hardware, so ``pytest suites/ -m mi300x``
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import signal
@@ -18,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from servegate import bench_bridge, compat
-from servegate.baseline import BaselineError
+from servegate import bench_bridge, compat, options
+from servegate.baseline import BaselineConflict, BaselineError
 from servegate.bench_bridge import benchmark_session_of, record_benchmarks
 from servegate.config import INTENSITY_MULTIPLIERS, ServerConfig
 from servegate.gate import DEFAULT_GATED_METRICS, Comparison, gate_failed, render_gate
@@ -27,10 +26,11 @@ from servegate.hardware import KNOWN_MARKERS, MARKER_LABELS, detected, skip_reas
 from servegate.launch.base import ServerLostError, ServerStartError
 from servegate.launch.dispatch import DispatchLauncher
 from servegate.preflight import Preflight, Resolver
-from servegate.regression import RegressionGate
+from servegate.redact import redact_text
+from servegate.regression import BaselineRefused, RegressionGate
 from servegate.report.html import write_html_report
 from servegate.report.terminal import render_session
-from servegate.results import case_document, session_document, write_results
+from servegate.results import case_document, load_results, session_document, write_results
 from servegate.runner import CaseResult, StartResult, run_ab, run_case, run_start
 from servegate.stats import DEFAULT_TOLERANCE
 from servegate.suite import Case, SuiteError, discover
@@ -38,7 +38,12 @@ from servegate.suite import Case, SuiteError, discover
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("servegate", "servegate: vLLM serving benchmarks")
-    group.addoption("--restarts", type=int, default=None, help="server starts per case (default: the suite file's)")
+    group.addoption(
+        "--restarts",
+        type=options.parse_restarts,
+        default=None,
+        help="server starts per case, >= 1 (default: the suite file's; gating needs >= 2)",
+    )
     group.addoption(
         "--intensity",
         choices=sorted(INTENSITY_MULTIPLIERS),
@@ -53,12 +58,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--baselines-dir",
         default="baselines",
-        help="root of the baseline store: <dir>/<hardware-id>/<suite>/<config-id>.json (default: ./baselines)",
+        help="root of the baseline store: <dir>/<hardware-id>/<suite>/<config-id>.json; relative to the rootdir "
+        "(default: <rootdir>/baselines)",
     )
     group.addoption(
         "--update-baselines",
         action="store_true",
-        help="record this run's per-start values (and correctness golden outputs) as the new baselines",
+        help="record this run's per-start values (and correctness golden outputs) as the new baselines; only a "
+        "passing run with >= 2 starts and no FAILING or CLIENT-BOUND level is recorded",
+    )
+    group.addoption(
+        "--force-baseline",
+        action="store_true",
+        help="with --update-baselines: record even a run that breaks those rules (the file says so and why)",
+    )
+    group.addoption(
+        "--require-hardware",
+        action="store_true",
+        help="fail the session when a selected case's hardware is not on this machine (instead of skipping it)",
     )
     group.addoption(
         "--gate",
@@ -68,7 +85,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--tolerance",
-        type=float,
+        type=options.parse_tolerance,
         default=DEFAULT_TOLERANCE,
         help=f"relative change tolerated before a metric can be REGRESSED (default {DEFAULT_TOLERANCE:g})",
     )
@@ -94,6 +111,7 @@ def pytest_configure(config: pytest.Config) -> None:
     for marker in KNOWN_MARKERS:
         config.addinivalue_line("markers", f"{marker}: suite cases for {MARKER_LABELS[marker]}; skipped elsewhere")
     _check_marker_expression(config)
+    _check_options(config)
     config.pluginmanager.register(bench_bridge, "servegate-bench-bridge")  # machine_info and units of its tables
     bench_session = BenchSession(config)
     config.stash[SESSION_KEY] = bench_session
@@ -104,13 +122,54 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Plan the gate's family: every gated metric of every selected, runnable case (see servegate.regression)."""
+    errors = config.stash.get(SUITE_ERRORS_KEY, set())
+    if errors:
+        raise pytest.UsageError("\n".join(sorted(errors)))
     size = 0
+    selected = []
     for item in items:
         case = getattr(getattr(item, "callspec", None), "params", {}).get("case")
+        if isinstance(case, Case):
+            selected.append(case)
         if isinstance(case, Case) and item.get_closest_marker("skip") is None:
             size += len(case.steps) * len(DEFAULT_GATED_METRICS)
             config.stash[SESSION_KEY].preflight.plan([case.server, *(server for _, server in case.arms)])
+    _check_selected_cases(config, selected)
     config.stash[SESSION_KEY].regression.family_size = max(size, 1)
+
+
+def _check_options(config: pytest.Config) -> None:
+    """Option combinations and directories, refused before any server starts (exit code 4)."""
+    try:
+        options.check_restarts_gateable(
+            config.getoption("--restarts"), config.getoption("--gate"), config.getoption("--update-baselines")
+        )
+        options.resolve_dir(config.getoption("--baselines-dir"), config.rootpath, "--baselines-dir")
+        results = options.resolve_dir(config.getoption("--results-dir"), Path.cwd(), "--results-dir")
+        options.check_writable_dir(results, "--results-dir")
+    except options.OptionError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    if config.getoption("--force-baseline") and not config.getoption("--update-baselines"):
+        raise pytest.UsageError("--force-baseline only applies with --update-baselines")
+
+
+def _check_selected_cases(config: pytest.Config, cases: list[Case]) -> None:
+    """Before any server starts: absent hardware under --require-hardware, and the client's open-file limit
+    against the largest concurrency (EMFILE would otherwise show up as a FAILING server)."""
+    if config.getoption("--require-hardware"):
+        absent = sorted({f"{c.hardware} ({r})" for c in cases if (r := skip_reason_for(c.hardware, detected()))})
+        if absent:
+            pytest.exit(
+                f"servegate: --require-hardware: {len(absent)} selected hardware target(s) not on this machine: "
+                + "; ".join(absent),
+                returncode=pytest.ExitCode.TESTS_FAILED,
+            )
+    loads = [load for c in cases for _, load in c.steps]
+    peak = max((max([ld.concurrency, *ld.concurrency_levels]) for ld in loads), default=0)
+    try:
+        options.ensure_fd_limit(peak)
+    except options.OptionError as exc:
+        pytest.exit(f"servegate: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
 
 
 def _benchmark_storage_requested(config: pytest.Config) -> bool:
@@ -152,8 +211,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     suite_dir = Path(metafunc.module.__file__).parent
     try:
         cases = [c for c in discover(suite_dir) if c.suite == suite]
-    except SuiteError as exc:
-        pytest.exit(f"servegate: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+    except SuiteError as exc:  # reported once collection ends, as a usage error without a collection traceback
+        metafunc.config.stash.setdefault(SUITE_ERRORS_KEY, set()).add(f"servegate: {exc}")
+        cases = []
     metafunc.parametrize("case", [pytest.param(c, id=c.id, marks=_marks_for(c)) for c in cases])
 
 
@@ -185,6 +245,8 @@ class BenchSession:
         self.current_item: pytest.Item | None = None
         self._last: dict | None = None
         self.is_xdist_worker = hasattr(config, "workerinput")
+        self.write_failed = False
+        self.pending_baselines: list[tuple[Case, CaseResult]] = []  # written once the test has passed
         self.regression = RegressionGate(
             self.baselines_dir, detected().hardware_id, tolerance=config.getoption("--tolerance")
         )
@@ -223,7 +285,7 @@ class BenchSession:
 
     @property
     def baselines_dir(self) -> Path:
-        return Path(self.config.getoption("--baselines-dir")).resolve()
+        return options.resolve_dir(self.config.getoption("--baselines-dir"), self.config.rootpath, "--baselines-dir")
 
     @property
     def hardware_id(self) -> str:
@@ -273,14 +335,26 @@ class BenchSession:
 
     def _baseline_or_gate(self, case: Case, result: CaseResult) -> list[Comparison]:
         if self.update_baselines:
-            path = self.regression.record(case.suite, case.id, result)
-            self.progress(f"[{case.id}] baseline written: {path}")
+            if self.current_item is not None:
+                self.pending_baselines.append((case, result))
+            else:
+                self.write_baseline(case, result)
             return []
         try:
             return self.regression.check(case.suite, case.id, result)
         except BaselineError as exc:
             self.record(case, result)
             pytest.fail(str(exc), pytrace=False)
+
+    def write_baseline(self, case: Case, result: CaseResult) -> None:
+        """Record the case as its baseline, or fail it saying why not (the stored baseline stays as it was)."""
+        try:
+            path = self.regression.record(
+                case.suite, case.id, result, force=bool(self.config.getoption("--force-baseline"))
+            )
+        except (BaselineRefused, BaselineConflict) as exc:
+            pytest.fail(f"[{case.id}] {exc}", pytrace=False)
+        self.progress(f"[{case.id}] baseline written: {path}")
 
     def compare_arms(self, case: Case, a: CaseResult, b: CaseResult) -> list[Comparison]:
         """The second arm against the first, as gate rows (reported with the case, never failing it)."""
@@ -356,9 +430,10 @@ class BenchSession:
         document = session_document(self.cases, env)
         try:
             self.results_path = write_results(path, document)
-            self.html_path = write_html_report(json.loads(self.results_path.read_text()), path.with_suffix(".html"))
+            self.html_path = write_html_report(load_results(self.results_path), path.with_suffix(".html"))
         except OSError as exc:  # disk full, read-only results dir: say so instead of an INTERNALERROR traceback
             self.progress(f"results NOT written: {exc}")
+            self.write_failed = True
         return self.results_path
 
 
@@ -375,6 +450,7 @@ def _absent_hardware_skips(skipped: list[Any]) -> dict[str, int]:
 
 
 SESSION_KEY = pytest.StashKey[BenchSession]()
+SUITE_ERRORS_KEY = pytest.StashKey[set[str]]()
 CASE_PROPERTY = "servegate_case"
 
 
@@ -382,12 +458,36 @@ CASE_PROPERTY = "servegate_case"
 def pytest_runtest_call(item: pytest.Item) -> Any:
     bench_session = item.config.stash[SESSION_KEY]
     bench_session.current_item = item
+    bench_session.pending_baselines = []
+    case = getattr(getattr(item, "callspec", None), "params", {}).get("case")
+    if isinstance(case, Case) and bench_session.update_baselines:
+        bench_session.regression.observe(case.suite, case.id)  # another session's write meanwhile is detected
     try:
-        return (yield)
-    except (ServerStartError, ServerLostError) as exc:  # the message says what and where the log is: no traceback
-        pytest.fail(str(exc), pytrace=False)
+        outcome = yield
+    except BaseException as exc:
+        for failed, _ in bench_session.pending_baselines:
+            bench_session.progress(f"[{failed.id}] baseline NOT written: the test failed")
+        if isinstance(exc, (ServerStartError, ServerLostError)):  # the message says what and where the log is
+            pytest.fail(str(exc), pytrace=False)
+        raise
     finally:
         bench_session.current_item = None
+    for pending, result in bench_session.pending_baselines:  # only a passing test becomes a baseline
+        bench_session.write_baseline(pending, result)
+    return outcome
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
+    """Tracebacks and captured output with secret values masked: they reach CI logs and JUnit XML."""
+    report = yield
+    if report.longrepr is not None:
+        text = str(report.longrepr)
+        masked = redact_text(text)
+        if masked != text:
+            report.longrepr = masked
+    report.sections = [(title, redact_text(content)) for title, content in report.sections]
+    return report
 
 
 
@@ -398,12 +498,23 @@ def bench(request: pytest.FixtureRequest) -> BenchSession:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    session.config.stash[SESSION_KEY].write()
+    bench_session = session.config.stash[SESSION_KEY]
+    bench_session.write()
+    if bench_session.write_failed and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED  # measured but not kept: not a success
 
 
 def pytest_report_header(config: pytest.Config) -> str:
     hw = detected()
-    return f"servegate: {hw.describe()}; hardware id {hw.hardware_id}"
+    lines = [f"servegate: {hw.describe()}; hardware id {hw.hardware_id}"]
+    bench_session = config.stash[SESSION_KEY]
+    gated = config.getoption("--gate") != "off" and not bench_session.update_baselines
+    if gated and not bench_session.baselines_dir.is_dir():
+        lines.append(
+            f"servegate: WARNING: baselines dir {bench_session.baselines_dir} does not exist: every case will be "
+            "NOT COMPARED (record with --update-baselines, or point --baselines-dir at the store)"
+        )
+    return lines
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

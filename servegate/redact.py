@@ -3,10 +3,16 @@
 Users run with HF_TOKEN and cloud keys in their environment; a benchmark report is forwarded to whole teams,
 so nothing that looks like a credential may reach a file. Names are matched as whole underscore-separated words
 (HF_TOKEN, OPENAI_API_KEY, DB_PASSWORD) so that metric names like ``prompt_tokens`` or ``tokenizer`` are left alone.
+
+Shapes (``hf_…``, ``sk-…``) are not enough: a token in an unusual format, or printed by a server without its
+name beside it, is only recognisable by its value. So the *values* of secret-named variables actually present
+(this process's environment, and every suite file's ``env:``, registered with ``register_secret``) are masked
+wherever they appear.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -31,8 +37,31 @@ _SECRET_ASSIGNMENT = re.compile(
 )
 
 
+# Shorter values would mask ordinary text ("1", "true"); a credential is never this short.
+MIN_SECRET_LENGTH = 6
+_registered: set[str] = set()
+
+
 def is_secret_name(name: str) -> bool:
     return bool(_SECRET_NAME.search(name))
+
+
+def register_secret(value: str) -> None:
+    """Mask ``value`` from now on in everything this process writes (e.g. a token from a suite file's env)."""
+    if len(value) >= MIN_SECRET_LENGTH:
+        _registered.add(value)
+
+
+def secret_values() -> list[str]:
+    """Values to mask: registered ones and secret-named variables of the environment now, longest first (so a
+    secret containing another is masked whole)."""
+    found = set(_registered)
+    found.update(v for k, v in os.environ.items() if is_secret_name(k) and len(v) >= MIN_SECRET_LENGTH)
+    return sorted(found, key=len, reverse=True)
+
+
+def is_secret_value(value: str) -> bool:
+    return value in secret_values() or bool(_SECRET_VALUE.fullmatch(value))
 
 
 def redact_env(env: Mapping[str, str]) -> dict[str, str]:
@@ -41,7 +70,9 @@ def redact_env(env: Mapping[str, str]) -> dict[str, str]:
 
 
 def redact_text(text: str) -> str:
-    """Mask token-shaped values and values assigned to secret-named keys (for logs and command lines)."""
+    """Mask known secret values, token-shaped values and values assigned to secret-named keys."""
+    for value in secret_values():
+        text = text.replace(value, MASK)
     text = _SECRET_VALUE.sub(MASK, text)
 
     def _mask(m: re.Match[str]) -> str:

@@ -8,10 +8,21 @@ REGRESSED rate therefore stays ≤ α for the whole session, under pytest-xdist 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from servegate.baseline import Baseline, Fingerprint, baseline_path, find_baseline, save_baseline
+from servegate.baseline import (
+    UNREAD,
+    Baseline,
+    Fingerprint,
+    baseline_path,
+    config_diff,
+    effective_config,
+    file_digest,
+    find_baseline,
+    refusal_reasons,
+    save_baseline,
+)
 from servegate.gate import DEFAULT_GATED_METRICS, Comparison, decide_in_family, evaluate
 from servegate.runner import CaseResult
 from servegate.stats import DEFAULT_TOLERANCE, Verdict
@@ -25,24 +36,42 @@ class RegressionGate:
     family_size: int = 1
     gated_metrics: tuple[str, ...] = DEFAULT_GATED_METRICS
     rows: list[Comparison] = field(default_factory=list)
+    read_digests: dict[Path, str | None] = field(default_factory=dict)  # baseline files as seen at case start
 
     def path_for(self, suite: str, case_id: str) -> Path:
         return baseline_path(self.baselines_dir, self.hardware_id, suite, case_id)
 
-    def as_baseline(self, suite: str, case_id: str, result: CaseResult) -> Baseline:
+    def as_baseline(self, suite: str, case_id: str, result: CaseResult, forced: str | None = None) -> Baseline:
+        config = effective_config(result.server, result.load)
         return Baseline(
             hardware_id=self.hardware_id,
             suite=suite,
             config_id=case_id,
             values=result.values(),
-            server=asdict(result.server),
-            load=asdict(result.load),
+            server=config["server"],
+            load=config["load"],
             fingerprint=_fingerprint(result),
+            forced=forced,
         )
 
-    def record(self, suite: str, case_id: str, result: CaseResult) -> Path:
-        """Store the case's per-start values and fingerprint as its baseline (atomically)."""
-        return save_baseline(self.baselines_dir, self.as_baseline(suite, case_id, result))
+    def observe(self, suite: str, case_id: str) -> None:
+        """Remember the baseline file's state before the case runs: ``record`` replaces only that state."""
+        path = self.path_for(suite, case_id)
+        self.read_digests[path] = file_digest(path)
+
+    def record(self, suite: str, case_id: str, result: CaseResult, force: bool = False) -> Path:
+        """Store the case's per-start values, configuration and fingerprint as its baseline (atomically).
+
+        A run that may not be a baseline (``refusal_reasons``) raises ``BaselineRefused`` and leaves the stored
+        one as it was, unless ``force``, which is then written into the file with the reasons. Raises
+        ``BaselineConflict`` when another session replaced the file since ``observe``.
+        """
+        reasons = refusal_reasons(result, self.gated_metrics)
+        if reasons and not force:
+            raise BaselineRefused(self.path_for(suite, case_id), reasons)
+        forced = "forced despite: " + "; ".join(reasons) if reasons else None
+        expected = self.read_digests.get(self.path_for(suite, case_id), UNREAD)
+        return save_baseline(self.baselines_dir, self.as_baseline(suite, case_id, result, forced), expected)
 
     def check(self, suite: str, case_id: str, result: CaseResult) -> list[Comparison]:
         """Rows for this case against its baseline; a missing baseline is one NOT COMPARED row saying how to make
@@ -56,6 +85,16 @@ class RegressionGate:
                     "*",
                     Verdict.NOT_COMPARED,
                     f"not compared: no baseline at {path}; record one with --update-baselines",
+                    tolerance=self.tolerance,
+                )
+            ]
+        elif diff := config_diff(baseline, result.server, result.load):
+            rows = [
+                Comparison(
+                    case_id,
+                    "*",
+                    Verdict.NOT_COMPARED,
+                    "not compared: the baseline was measured under another configuration: " + "; ".join(diff),
                     tolerance=self.tolerance,
                 )
             ]
@@ -77,6 +116,18 @@ class RegressionGate:
         corrected within this comparison only, since an ablation reports and does not gate."""
         reference = self.as_baseline(suite, case_id, a)
         return evaluate(b.values(), reference, self.gated_metrics, self.tolerance, config_id=case_id)
+
+
+class BaselineRefused(ValueError):
+    """This run may not become a baseline; the old one (if any) is kept."""
+
+    def __init__(self, path: Path, reasons: list[str]) -> None:
+        self.path, self.reasons = path, reasons
+        super().__init__(
+            f"baseline NOT written to {path} (the previous one, if any, is kept): "
+            + "; ".join(reasons)
+            + ". Fix the run, or record it anyway with --force-baseline (the file then says so)"
+        )
 
 
 def _fingerprint(result: CaseResult) -> Fingerprint:

@@ -21,6 +21,7 @@ to make each case an interleaved A/B ablation. Every error names the file, the k
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, get_args
@@ -29,7 +30,10 @@ import yaml
 
 from servegate.config import SLO, LoadConfig, ProfileKind, ServerConfig, dataclass_from_mapping, normalize_env
 from servegate.hardware import KNOWN_MARKERS
+from servegate.redact import is_secret_name, register_secret
 
+# A matrix multiplies cases; past this many per suite the run takes days and its plan does not fit in memory.
+MAX_CASES_PER_SUITE = 64
 SUITE_KEYS = {"restarts", "servers", "loads", "phases", "arms", "gate", "description", "options"}
 TOP_KEYS = {"hardware", "defaults", "suites", "description"}
 PROFILES: tuple[str, ...] = get_args(ProfileKind)
@@ -130,6 +134,14 @@ def _expand(name: str, hardware: str, body: dict, defaults: dict, where: str, so
         raise SuiteError(f"{where}.arms: expected a mapping of at least two arm names -> server overrides")
     options = tuple(sorted((body.get("options") or {}).items()))
     cases = []
+    if len(servers) * len(step_sets) > MAX_CASES_PER_SUITE:
+        raise SuiteError(
+            f"{where}: {len(servers)} servers x {len(step_sets)} loads = {len(servers) * len(step_sets)} cases; "
+            f"at most {MAX_CASES_PER_SUITE} per suite: split the matrix into several suites"
+        )
+    for server in servers:
+        for steps in step_sets:
+            _check_fits(server, steps, where)
     for server in servers:
         arms = tuple(
             (str(arm), _arm(server, overrides or {}, f"{where}.arms.{arm}", base))
@@ -154,6 +166,10 @@ def _servers(data: dict, where: str, base: Path) -> list[ServerConfig]:
     matrix = data.pop("matrix", None) or {}
     if not isinstance(matrix, dict) or not all(isinstance(v, list) and v for v in matrix.values()):
         raise SuiteError(f"{where}.matrix: expected a mapping of server field -> non-empty list of values")
+    size = math.prod(len(v) for v in matrix.values())
+    if size > MAX_CASES_PER_SUITE:  # refused before the product is built: a 10 x 10 x 10 matrix never expands
+        shape = " x ".join(f"{len(v)} {k}" for k, v in matrix.items())
+        raise SuiteError(f"{where}.matrix: {shape} = {size} servers; at most {MAX_CASES_PER_SUITE} per suite")
     combos: list[dict] = [{}]
     for key, values in matrix.items():
         combos = [{**c, key: v} for c in combos for v in values]
@@ -183,11 +199,17 @@ def _server(data: dict, where: str, base: Path) -> ServerConfig:
     if env is not None and not isinstance(env, (dict, tuple)):
         raise SuiteError(f"{where}.env: expected a mapping of variable -> value, got {type(env).__name__}")
     data["env"] = env if isinstance(env, tuple) else normalize_env(env)
-    data["extra_args"] = tuple(str(a) for a in data.get("extra_args") or ())
+    for key, value in data["env"]:
+        if is_secret_name(key):
+            register_secret(value)
+    extra_args = data.get("extra_args") or ()
+    if not isinstance(extra_args, (list, tuple)):
+        raise SuiteError(f"{where}.extra_args: got {extra_args!r}; expected a list of vllm serve arguments")
+    data["extra_args"] = tuple(str(a) for a in extra_args)
     try:
         return dataclass_from_mapping(ServerConfig, data, where)
     except (TypeError, ValueError) as exc:
-        raise SuiteError(_where(where, exc)) from exc
+        raise SuiteError(_where(where, exc)) from None
 
 
 def _resolve_model(model: str, base: Path) -> str:
@@ -206,28 +228,33 @@ def _load(data: dict, where: str) -> LoadConfig:
     if profile not in PROFILES:
         raise SuiteError(f"{where}.profile: {profile!r} is not one of {', '.join(PROFILES)}")
     if "slo" in data:
-        data["slo"] = dataclass_from_mapping(SLO, data["slo"] or {}, f"{where}.slo")
+        if not isinstance(data["slo"], dict | None):
+            raise SuiteError(f"{where}.slo: got {data['slo']!r}; expected a mapping of ttft_ms/tpot_ms/e2el_ms")
+        try:
+            data["slo"] = dataclass_from_mapping(SLO, data["slo"] or {}, f"{where}.slo")
+        except ValueError as exc:
+            raise SuiteError(str(exc)) from None
     for key in ("percentiles", "concurrency_levels", "image_size"):
-        if key in data:
+        if isinstance(data.get(key), list):  # YAML has lists; the frozen configs hold tuples
             data[key] = tuple(data[key])
-    if data.get("endpoint", "completions") not in ("completions", "chat"):
-        raise SuiteError(f"{where}.endpoint: {data['endpoint']!r} is not one of completions, chat")
-    for f in _POSITIVE_INTS:  # before construction: LoadConfig's own checks would fail with a bare TypeError
-        value = data.get(f, 1)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise SuiteError(f"{where}.{f}: expected an integer >= 1, got {value!r}")
     try:
-        load = dataclass_from_mapping(LoadConfig, data, where)
+        return dataclass_from_mapping(LoadConfig, data, where)
     except (TypeError, ValueError) as exc:
-        raise SuiteError(_where(where, exc)) from exc
-    for f in _POSITIVE_INTS:
-        value = getattr(load, f)
-        if not isinstance(value, int) or value < 1:
-            raise SuiteError(f"{where}.{f}: expected an integer >= 1, got {value!r}")
-    return load
+        raise SuiteError(_where(where, exc)) from None
 
 
-_POSITIVE_INTS = ("num_requests", "concurrency", "prompt_tokens", "output_tokens")
+def _check_fits(server: ServerConfig, steps: tuple[tuple[str, LoadConfig], ...], where: str) -> None:
+    """A request longer than the server's context is rejected by vLLM with HTTP 400 on every request: the
+    suite is wrong, and saying so now beats a FAILING case after a server start."""
+    if server.max_model_len is None:
+        return
+    for name, load in steps:
+        need = load.shared_prefix_tokens + load.prompt_tokens + load.output_tokens
+        if need > server.max_model_len:
+            raise SuiteError(
+                f"{where}: load {name or load.id}: shared_prefix_tokens + prompt_tokens + output_tokens = {need} "
+                f"exceeds server {server.id}'s max_model_len {server.max_model_len}"
+            )
 
 
 def _where(where: str, exc: Exception) -> str:
@@ -253,6 +280,64 @@ def _check_unique(cases: list[Case], path: Path) -> None:
                 f"{path}: suite {case.suite!r} has two cases with id {case.id!r}; give the servers or loads a 'name'"
             )
         seen[key] = case
+
+
+def suite_json_schema() -> dict[str, Any]:
+    """JSON Schema of a suite file, for editors (``servegate schema > suite.schema.json``; the repository keeps a
+    copy, ``suite.schema.json``, that a test keeps current). Server and load fields come from the configs' own
+    declarations, so the schema cannot drift from what the loader accepts."""
+    from pydantic import TypeAdapter
+
+    server = TypeAdapter(ServerConfig).json_schema()
+    load = TypeAdapter(LoadConfig).json_schema()
+    defs = {**server.pop("$defs", {}), **load.pop("$defs", {})}
+    server.pop("required", None)  # the model may come from defaults.server
+    server["properties"]["env"] = {
+        "type": "object",
+        "description": "environment of the server process; secret-named values are masked in every output",
+        "additionalProperties": {"type": ["string", "number", "boolean"]},
+    }
+    server["properties"]["extra_args"] = {"type": "array", "items": {"type": "string"}, "default": []}
+    entry = {**server, "properties": {**server["properties"], "matrix": {
+        "type": "object",
+        "description": f"server field -> list of values; the entry expands to their product (<= {MAX_CASES_PER_SUITE})",
+        "additionalProperties": {"type": "array", "minItems": 1},
+    }}}
+    overrides = {**server, "title": "arm overrides"}
+    suite = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "description": {"type": "string"},
+            "restarts": {"type": "integer", "minimum": 1, "default": 2},
+            "servers": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/ServerEntry"}},
+            "loads": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/LoadConfig"}},
+            "phases": {"type": "object", "minProperties": 1, "additionalProperties": {"$ref": "#/$defs/LoadConfig"}},
+            "arms": {"type": "object", "minProperties": 2, "additionalProperties": {"$ref": "#/$defs/ArmOverrides"}},
+            "gate": {},
+            "options": {"type": "object"},
+        },
+        "required": ["servers"],
+        "oneOf": [{"required": ["loads"]}, {"required": ["phases"]}],
+    }
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "servegate suite file",
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["hardware", "suites"],
+        "properties": {
+            "description": {"type": "string"},
+            "hardware": {"enum": list(KNOWN_MARKERS)},
+            "defaults": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {"server": {"$ref": "#/$defs/ServerEntry"}, "load": {"$ref": "#/$defs/LoadConfig"}},
+            },
+            "suites": {"type": "object", "minProperties": 1, "additionalProperties": {"$ref": "#/$defs/Suite"}},
+        },
+        "$defs": {**defs, "ServerEntry": entry, "ArmOverrides": overrides, "LoadConfig": load, "Suite": suite},
+    }
 
 
 def discover(suite_dir: Path) -> list[Case]:

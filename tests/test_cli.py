@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from servegate.cli import main
-from servegate.results import SCHEMA_VERSION
+from servegate.results import SCHEMA_VERSION, load_results, write_results
 
 DATA = Path(__file__).parent / "data" / "results"
 REAL = DATA / "real-cpu-tiny-llama.json"
@@ -72,3 +73,56 @@ def test_python_dash_m_and_help() -> None:
     assert "--output" in proc.stdout and "results" in proc.stdout
     proc = subprocess.run([sys.executable, "-m", "servegate"], capture_output=True, text=True)
     assert proc.returncode == 2 and "COMMAND" in proc.stderr
+
+
+def _real() -> dict:
+    return json.loads(REAL.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize(
+    ("mutate", "where"),
+    [
+        (lambda d: d.update(cases={"a": 1}), "cases: input should be a valid list"),
+        (lambda d: d["cases"][0].pop("starts"), "cases[0].starts: field required"),
+        (lambda d: d["cases"][0]["starts"][0].update(levels="c1"), "cases[0].starts[0].levels: input should be"),
+        (lambda d: d["cases"][0]["starts"][0]["levels"][0].pop("summary"), "levels[0].summary: field required"),
+        (lambda d: d["cases"][0].update(values={"ttft_median_ms": ["fast"]}), "cases[0].values.ttft_median_ms[0]"),
+        (lambda d: d["cases"][0].update(stats={"x": {"mean": 1}}), "cases[0].stats.x.ci_low: field required"),
+        (lambda d: d["cases"][0].update(gate=[{"metric": "x"}]), "cases[0].gate[0].verdict: field required"),
+        (lambda d: d["cases"].append(7), "cases[1]: input should be a valid dictionary"),
+    ],
+    ids=["cases-not-list", "no-starts", "levels-not-list", "no-summary", "value-string", "stat-partial",
+         "gate-row", "case-not-object"],
+)
+@pytest.mark.parametrize("command", ["show", "report"])
+def test_valid_json_of_the_wrong_shape_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str, mutate, where: str
+) -> None:
+    doc = _real()
+    mutate(doc)
+    path = tmp_path / "odd.json"
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    assert main([command, str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"servegate: error: {path}: not a servegate results document of the expected shape: ")
+    assert where in err, err
+    assert not (tmp_path / "odd.html").exists()
+
+
+def test_results_json_is_strict_and_non_finite_numbers_come_back(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    doc = _real()
+    case = doc["cases"][0]
+    key = next(iter(case["values"]))
+    case["values"][key][0] = math.nan
+    case["stats"][key]["cov"] = math.inf
+    path = write_results(tmp_path / "r.json", doc)
+    text = path.read_text()
+    strict = json.loads(text, parse_constant=lambda c: pytest.fail(f"bare {c} in the results JSON"))
+    assert strict["cases"][0]["values"][key][0] is None
+    assert strict["non_finite"]["paths"] == [["cases", 0, "values", key, 0], ["cases", 0, "stats", key, "cov"]]
+    assert "no successful request" in strict["non_finite"]["reason"]
+    back = load_results(path)
+    assert math.isnan(back["cases"][0]["values"][key][0]) and back["cases"][0]["stats"][key]["cov"] == math.inf
+    assert main(["show", str(path)]) == 0 and "n/a" in capsys.readouterr().out

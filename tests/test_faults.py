@@ -12,6 +12,7 @@ import errno
 import http.server
 import json
 import os
+import re
 import signal
 import textwrap
 import threading
@@ -22,12 +23,12 @@ import pytest
 
 import servegate.launch.local as local
 from servegate.baseline import atomic_write_text
-from servegate.config import ServerConfig
+from servegate.config import LoadConfig, ServerConfig
 from servegate.launch.base import ServerStartError
 from servegate.launch.local import LocalProcessLauncher, listener_in_group, probable_cause
 from servegate.results import write_results
 from servegate.suite import SuiteError, load_suite_file
-from servegate.testing.fakes import FAKE_SUITE_MODULE, ScriptLauncher
+from servegate.testing.fakes import FAKE_GATED_MODULE, FAKE_SUITE_MODULE, ScriptLauncher
 
 pytest_plugins = ["pytester"]
 
@@ -229,7 +230,7 @@ SERVERS = "servers: [{model: m}]"
         (f"hardware: cpu\nsuites: {{s: {{{SERVERS}, loads: [{{profile: burst}}]}}}}",
          ["suites.s.loads[0].profile: 'burst' is not one of synchronous, concurrent"]),
         (f"hardware: cpu\nsuites: {{s: {{{SERVERS}, loads: [{{num_requests: lots}}]}}}}",
-         ["suites.s.loads[0].num_requests: expected an integer >= 1, got 'lots'"]),
+         ["suites.s.loads[0].num_requests: got 'lots' (str); expected a valid integer"]),
         (f"hardware: mi999x\nsuites: {{s: {{{SERVERS}, loads: [{{}}]}}}}",
          ["hardware: 'mi999x' is not a known marker; allowed: cpu, mi300x, mi325x"]),
         ("- just\n- a list\n", ["expected a mapping with keys"]),
@@ -271,10 +272,9 @@ def make_project(pytester: pytest.Pytester, hardware: str = "cpu") -> None:
 def test_unknown_marker_in_a_suite_file_is_a_usage_error(pytester: pytest.Pytester) -> None:
     make_project(pytester, hardware="mi999x")
     result = pytester.runpytest_subprocess("suites", "--strict-markers", "-p", "no:cacheprovider")
-    # Raised while collecting: pytest reports it as a collection error (exit 2) with the message in the summary line.
-    assert result.ret in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.INTERRUPTED)
-    result.stdout.fnmatch_lines(["*serving.yaml: hardware: 'mi999x' is not a known marker; allowed: cpu, mi300x*"])
-    assert "passed" not in result.stdout.str().splitlines()[-1]
+    assert result.ret == pytest.ExitCode.USAGE_ERROR  # after collection, without a collection traceback
+    result.stderr.fnmatch_lines(["*serving.yaml: hardware: 'mi999x' is not a known marker; allowed: cpu, mi300x*"])
+    assert "passed" not in result.stdout.str() and "Traceback" not in result.stdout.str()
 
 
 def test_known_markers_are_registered_for_strict_markers(pytester: pytest.Pytester) -> None:
@@ -404,3 +404,116 @@ def test_token_masked_everywhere_in_the_results_json(tmp_path: Path) -> None:
     back = json.loads(text)  # still valid JSON
     assert back["cases"][0]["server"]["env"]["HF_TOKEN"] == "***"
 
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Baselines that cannot be poisoned: through the plugin, as `pytest --update-baselines` users meet them
+# ---------------------------------------------------------------------------------------------------------------
+
+ONE_CASE_SUITE = """
+hardware: cpu
+suites:
+  serving:
+    restarts: 3
+    servers: [{model: some/model}]
+    loads: [{concurrency: 1, num_requests: 8}]
+"""
+
+
+@pytest.fixture
+def gated_project(pytester: pytest.Pytester) -> Path:
+    """One case whose test body records a hand-made run of the kind FAKE_RUN names; returns the baselines root."""
+    pytester.makeconftest(CONFTEST)
+    pytester.makeini("[pytest]\n")
+    suites = pytester.mkdir("suites")
+    (suites / "serving.yaml").write_text(ONE_CASE_SUITE)
+    (suites / "test_serving.py").write_text(FAKE_GATED_MODULE)
+    return pytester.path / "baselines"
+
+
+def _run(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, kind: str, *args: str) -> pytest.RunResult:
+    monkeypatch.setenv("FAKE_RUN", kind)
+    return pytester.runpytest_inprocess("suites", "-p", "no:cacheprovider", *args)
+
+
+@pytest.mark.parametrize(
+    ("kind", "reason"),
+    [
+        ("failing", "start 1 level c1 is FAILING: success 0% < 95%"),
+        ("client-bound", "start 1 level c1 is CLIENT-BOUND: send lag 900 ms"),
+        ("one-start", "1 server start(s); a baseline needs at least 2"),
+        ("nan", "output_throughput has non-finite values"),
+    ],
+)
+def test_a_bad_run_never_replaces_a_good_baseline(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, gated_project: Path, kind: str, reason: str
+) -> None:
+    _run(pytester, monkeypatch, "good", "--update-baselines").assert_outcomes(passed=1)
+    (path,) = gated_project.rglob("*.json")
+    good = path.read_bytes()
+    refused = _run(pytester, monkeypatch, kind, "--update-baselines")
+    refused.assert_outcomes(failed=1)
+    out = refused.stdout.str()
+    assert f"baseline NOT written to {path} (the previous one, if any, is kept)" in out and reason in out, out
+    assert "--force-baseline" in out
+    assert path.read_bytes() == good
+    if kind == "failing":  # the kept baseline still catches a 40x slower run
+        _run(pytester, monkeypatch, "slow").assert_outcomes(failed=1)
+
+
+def test_a_run_whose_own_checks_fail_is_not_recorded(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, gated_project: Path
+) -> None:
+    monkeypatch.setenv("FAKE_BODY_FAILS", "1")
+    result = _run(pytester, monkeypatch, "good", "--update-baselines")
+    result.assert_outcomes(failed=1)
+    assert "baseline NOT written: the test failed" in result.stdout.str()
+    assert not list(gated_project.rglob("*.json"))
+
+
+def test_force_baseline_records_and_says_so_in_the_file(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, gated_project: Path
+) -> None:
+    _run(pytester, monkeypatch, "one-start", "--update-baselines", "--force-baseline").assert_outcomes(passed=1)
+    (path,) = gated_project.rglob("*.json")
+    assert json.loads(path.read_text())["forced"] == "forced despite: 1 server start(s); a baseline needs at least 2"
+
+
+def test_another_intensity_is_not_compared_and_the_fields_are_listed(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, gated_project: Path
+) -> None:
+    _run(pytester, monkeypatch, "good", "--update-baselines").assert_outcomes(passed=1)
+    quick = _run(pytester, monkeypatch, "slow", "--intensity", "quick", "--gate", "strict")
+    quick.assert_outcomes(failed=1)
+    quick.stdout.fnmatch_lines(["*not compared: the baseline was measured under another configuration: "
+                                "load.num_requests: 8 → 4*"])
+
+
+def test_unwritable_results_after_a_full_run_fail_the_session(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, gated_project: Path
+) -> None:
+    import servegate.plugin
+
+    monkeypatch.setattr(servegate.plugin, "write_results", _enospc)
+    result = _run(pytester, monkeypatch, "good", "--gate", "off")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*results NOT written: *No space left on device*"])
+
+
+def test_a_hung_load_level_keeps_printing_progress(monkeypatch: pytest.MonkeyPatch) -> None:
+    from servegate.launch.base import ServerHandle, StartupFacts
+    from servegate.load import measure as measure_module
+    from servegate.testing.stub_server import StubConfig, StubServer
+
+    monkeypatch.setattr(measure_module, "HEARTBEAT_S", 0.2)
+    monkeypatch.setattr(measure_module, "build_requests", lambda tok, load, n, salt=0: ["hi"] * n)  # no /tokenize
+    lines: list[str] = []
+    load = LoadConfig(num_requests=2, concurrency=2, request_timeout_s=1.5, warmup_requests=0,
+                      client_check=False, scrape_metrics=False, prompt_tokens=8, output_tokens=4)
+    with StubServer(StubConfig(fault="hang")) as stub:
+        handle = ServerHandle(ServerConfig(model="stub"), stub.base_url, None, StartupFacts())
+        result = measure_module.measure(handle, load, lines.append)
+    beats = [line for line in lines if "still running after" in line]
+    assert len(beats) >= 3, lines  # 1.5 s of silence from the server, a line every 0.2 s
+    assert re.fullmatch(r"c2: still running after \d+ s, 0/2 requests done", beats[0].strip()), beats
+    assert [r.outcome for r in result.levels[0].run.records] == ["timeout", "timeout"]

@@ -58,5 +58,5 @@ def test_new_load_fields_validate() -> None:
         LoadConfig(dataset="images")
     with pytest.raises(ValueError, match="workers"):
         LoadConfig(workers=0)
-    assert LoadConfig(dataset="images", endpoint="chat", image_size=[64, 32]).image_size == (64, 32)  # type: ignore[arg-type]
+    assert LoadConfig(dataset="images", endpoint="chat", image_size=(64, 32)).image_size == (64, 32)
     assert LoadConfig().id == "c8-in128-out64"  # defaults leave stored baseline ids alone

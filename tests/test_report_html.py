@@ -6,9 +6,11 @@ import base64
 import copy
 import io
 import json
+import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -130,6 +132,8 @@ def test_write_html_report(tmp_path: Path, real: dict) -> None:
 def test_chromium_renders_the_report(tmp_path: Path, synthetic: dict) -> None:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):  # .ci/run installs it: missing is a failure
+            pytest.fail("chromium not installed on the CI machine; .ci/run installs Debian's chromium package")
         pytest.skip("chromium not installed; the HTML structure tests above still ran")
     page = write_html_report(synthetic, tmp_path / "r.html", floors)
     shot = tmp_path / "r.png"
@@ -141,3 +145,13 @@ def test_chromium_renders_the_report(tmp_path: Path, synthetic: dict) -> None:
     pic = Image.open(shot).convert("RGB")
     assert pic.size == (1400, 3000)
     assert len(pic.getcolors(maxcolors=1 << 20) or []) > 200  # charts and text, not a blank or error page
+
+
+def test_browser_test_fails_in_ci_when_chromium_is_missing(tmp_path: Path) -> None:
+    """In CI a missing browser must not turn the browser test into a quiet skip."""
+    env = {**os.environ, "PATH": str(tmp_path), "CI": "true"}  # a PATH without chromium
+    test = f"{Path(__file__).resolve()}::test_chromium_renders_the_report"
+    cmd = [sys.executable, "-m", "pytest", test, "-p", "no:cacheprovider", "-q"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, cwd=Path(__file__).parent.parent)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "chromium not installed on the CI machine" in proc.stdout

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -158,19 +159,22 @@ class _Runner:
             time.sleep(load.cooldown_s)
         self.say(f"  level {label}: {len(prompts)} requests")
         last = [time.monotonic()]
+        done_so_far = [0]
 
         def tick(done: int, total: int) -> None:
+            done_so_far[0] = done
             now = time.monotonic()
             if now - last[0] > 5.0 or done == total:
                 last[0] = now
                 self.say(f"  {label}: requests {done}/{total}")
 
-        if self.scraper is not None:
-            with self.scraper.window() as server_metrics:
+        with heartbeat(self.say, label, done_so_far, len(prompts)):
+            if self.scraper is not None:
+                with self.scraper.window() as server_metrics:
+                    run = self.send(prompts, load, schedule, concurrency, tick)
+            else:
+                server_metrics = {}
                 run = self.send(prompts, load, schedule, concurrency, tick)
-        else:
-            server_metrics = {}
-            run = self.send(prompts, load, schedule, concurrency, tick)
         summary = summarize(run, load.percentiles, load.slo)
         summary.server_metrics = dict(server_metrics)
         ceiling = None
@@ -191,6 +195,29 @@ class _Runner:
             self.say(f"  {label}: the server died during this level; its failed requests count as errors")
             raise _ServerDiedInLevel(label)
         return result
+
+
+HEARTBEAT_S = 15.0  # as the health wait: a level that hangs must still show that it is alive
+
+
+@contextlib.contextmanager
+def heartbeat(say: Progress, label: str, done: list[int], total: int) -> Iterator[None]:
+    """Every ``HEARTBEAT_S`` while a level runs, one line with its elapsed time and requests done: completions
+    alone say nothing when the server stops answering (or when worker processes send the load)."""
+    stop = threading.Event()
+    t0 = time.monotonic()
+
+    def beat() -> None:
+        while not stop.wait(HEARTBEAT_S):
+            say(f"  {label}: still running after {time.monotonic() - t0:.0f} s, {done[0]}/{total} requests done")
+
+    thread = threading.Thread(target=beat, name="servegate-level-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def measure(
