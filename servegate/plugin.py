@@ -22,21 +22,33 @@ from servegate import bench_bridge, compat
 from servegate.baseline import BaselineError
 from servegate.bench_bridge import benchmark_session_of, record_benchmarks
 from servegate.config import INTENSITY_MULTIPLIERS, ServerConfig
-from servegate.gate import DEFAULT_GATED_METRICS, Comparison, gate_failed, render_gate
+from servegate.gate import DEFAULT_GATED_METRICS, Comparison, Monitor, gate_failed, render_gate
 from servegate.hardware import KNOWN_MARKERS, MARKER_LABELS, detected, skip_reason_for
 from servegate.launch.dispatch import DispatchLauncher
-from servegate.regression import RegressionGate
+from servegate.regression import RegressionGate, planned_rows
 from servegate.report.html import write_html_report
 from servegate.report.terminal import render_session
 from servegate.results import case_document, session_document, write_results
 from servegate.runner import CaseResult, StartResult, run_ab, run_case, run_start
+from servegate.sequential import Budget, BudgetError
 from servegate.stats import DEFAULT_TOLERANCE
-from servegate.suite import Case, SuiteError, discover
+from servegate.suite import Case, SuiteError, check_gate_metrics, discover
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("servegate", "servegate: vLLM serving benchmarks")
-    group.addoption("--restarts", type=int, default=None, help="server starts per case (default: the suite file's)")
+    group.addoption(
+        "--restarts",
+        default=None,
+        help="server starts per case: auto (3..12, sequential), N (fixed) or MIN:MAX; default: the suite file's",
+    )
+    group.addoption(
+        "--gate-metrics",
+        default=None,
+        help="comma-separated metrics to gate (default: each suite's gate.metrics, else "
+        + ",".join(DEFAULT_GATED_METRICS)
+        + "); fewer rows make a smaller family and a more sensitive gate",
+    )
     group.addoption(
         "--intensity",
         choices=sorted(INTENSITY_MULTIPLIERS),
@@ -92,6 +104,7 @@ def pytest_configure(config: pytest.Config) -> None:
     for marker in KNOWN_MARKERS:
         config.addinivalue_line("markers", f"{marker}: suite cases for {MARKER_LABELS[marker]}; skipped elsewhere")
     _check_marker_expression(config)
+    _check_gate_options(config)
     config.pluginmanager.register(bench_bridge, "servegate-bench-bridge")  # machine_info and units of its tables
     bench_session = BenchSession(config)
     config.stash[SESSION_KEY] = bench_session
@@ -101,13 +114,16 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Plan the gate's family: every gated metric of every selected, runnable case (see servegate.regression)."""
+    """Plan the gate's family: every gated row (level × metric) of every selected, runnable case that gates (its
+    module does not say ``GATED = False``; ablations report in their own family), see servegate.regression."""
+    bench_session = config.stash[SESSION_KEY]
     size = 0
     for item in items:
         case = getattr(getattr(item, "callspec", None), "params", {}).get("case")
-        if isinstance(case, Case) and item.get_closest_marker("skip") is None:
-            size += len(case.steps) * len(DEFAULT_GATED_METRICS)
-    config.stash[SESSION_KEY].regression.family_size = max(size, 1)
+        gates = getattr(getattr(item, "module", None), "GATED", True)
+        if isinstance(case, Case) and gates and not case.arms and item.get_closest_marker("skip") is None:
+            size += planned_rows(case.steps, bench_session.gate_metrics_for(case))
+    bench_session.regression.family_size = max(size, 1)
 
 
 def _benchmark_storage_requested(config: pytest.Config) -> bool:
@@ -115,6 +131,17 @@ def _benchmark_storage_requested(config: pytest.Config) -> bool:
     repeat the servegate table at the end of every run."""
     options = ("benchmark_autosave", "benchmark_save", "benchmark_compare", "benchmark_json", "benchmark_histogram")
     return any(config.getoption(name, None) for name in options)
+
+
+def _check_gate_options(config: pytest.Config) -> None:
+    """A bad --restarts or --gate-metrics is a usage error before any server starts."""
+    try:
+        if config.getoption("--restarts"):
+            Budget.parse(config.getoption("--restarts"))
+        if config.getoption("--gate-metrics"):
+            check_gate_metrics(config.getoption("--gate-metrics").split(","), "--gate-metrics")
+    except (BudgetError, SuiteError) as exc:
+        raise pytest.UsageError(str(exc)) from exc
 
 
 def _check_marker_expression(config: pytest.Config) -> None:
@@ -182,6 +209,7 @@ class BenchSession:
         self.current_item: pytest.Item | None = None
         self._last: dict | None = None
         self.is_xdist_worker = hasattr(config, "workerinput")
+        self._ab_monitors: dict[str, Monitor] = {}
         self.regression = RegressionGate(
             self.baselines_dir, detected().hardware_id, tolerance=config.getoption("--tolerance")
         )
@@ -223,32 +251,75 @@ class BenchSession:
     def hardware_id(self) -> str:
         return detected().hardware_id
 
+    def budget_for(self, case: Case) -> Budget:
+        """--restarts (auto, N, MIN:MAX) over the suite file's ``restarts``."""
+        option = self.config.getoption("--restarts")
+        try:
+            return Budget.parse(option) if option else case.restarts
+        except BudgetError as exc:
+            raise pytest.UsageError(str(exc)) from exc
+
     def restarts_for(self, case: Case) -> int:
-        return self.config.getoption("--restarts") or case.restarts
+        """Starts of a case that does not look at a gate (correctness, cold start): the budget's minimum."""
+        return self.budget_for(case).min_starts
+
+    def gate_metrics_for(self, case: Case) -> tuple[str, ...]:
+        option = self.config.getoption("--gate-metrics")
+        if option:
+            return tuple(m.strip() for m in option.split(",") if m.strip())
+        return case.gate_metrics or DEFAULT_GATED_METRICS
 
     def scaled_steps(self, case: Case) -> list[tuple[str, Any]]:
         multiplier = INTENSITY_MULTIPLIERS[self.config.getoption("--intensity")]
         return [(name, load.scaled(multiplier)) for name, load in case.steps]
 
     def run(self, case: Case) -> CaseResult:
-        """n fresh server starts of the case's server, each running every step; then baseline and gate."""
+        """Fresh server starts of the case's server, each running every step, then baseline or gate.
+
+        Recording a baseline runs the budget's maximum (every later gate's precision is capped by it); gating
+        runs rounds and looks after each from the budget's minimum on, until every row is decided, a row is
+        REGRESSED, or the budget is spent; without a baseline there is nothing to look at: the minimum runs."""
+        budget = self.budget_for(case)
+        self.regression.gated_metrics = self.gate_metrics_for(case)
+        baseline = None
+        if not self.update_baselines:
+            try:
+                baseline = self.regression.baseline(case.suite, case.id)
+            except BaselineError as exc:
+                pytest.fail(str(exc), pytrace=False)
+        monitor = self.regression.monitor(budget)
+
+        def stop(n: int, results: dict[str, CaseResult]) -> bool:
+            assert baseline is not None
+            monitor.look(n, self.regression.look(baseline, case.id, results[""], budget))
+            self.progress(monitor.progress_line(case.id))
+            return monitor.done
+
+        restarts = budget.max_starts if (self.update_baselines or baseline is not None) else budget.min_starts
         result = run_case(
             case.id,
             case.server,
             self.scaled_steps(case),
             self.launcher(),
-            self.restarts_for(case),
+            restarts,
             self.log_dir,
             self.progress,
+            first_look=budget.looks[0],
+            stop=stop if baseline is not None else None,
         )
-        self.conclude(case, result)
+        self.conclude(case, result, monitor if baseline is not None else None)
         return result
 
-    def conclude(self, case: Case, result: CaseResult) -> None:
+    def conclude(self, case: Case, result: CaseResult, monitor: Monitor | None = None) -> None:
         """Record the case's baseline or gate it, keep its document (and pytest-benchmark records), and fail the
-        test when the gate says so."""
-        rows = self._baseline_or_gate(case, result)
-        self.record(case, result, gate=[row.to_dict() for row in rows])
+        test when the gate says so. With the ``monitor`` of a sequential run its rows and looks are the verdict."""
+        if monitor is not None and monitor.looks:
+            rows = monitor.final()
+            self.regression.rows += rows
+        else:
+            rows = self._baseline_or_gate(case, result)
+        looks = monitor.looks if monitor is not None else []
+        self.record(case, result, gate=[row.to_dict() for row in rows], gate_looks=looks)
         if _benchmark_storage_requested(self.config):
             record_benchmarks(
                 benchmark_session_of(self.config), self.current_item, case.id, result.values(), detected().fingerprint()
@@ -269,22 +340,42 @@ class BenchSession:
             pytest.fail(str(exc), pytrace=False)
 
     def compare_arms(self, case: Case, a: CaseResult, b: CaseResult) -> list[Comparison]:
-        """The second arm against the first, as gate rows (reported with the case, never failing it)."""
-        rows = self.regression.compare_arms(case.id, a, b, case.suite)
-        self.annotate(ab=[row.to_dict() for row in rows])
+        """The second arm against the first, as two-sided rows (reported with the case, never failing it): the
+        sequential run's final rows when ``run_ab`` looked, else one look at the starts made."""
+        monitor = self._ab_monitors.pop(case.id, None)
+        if monitor is not None and monitor.looks:
+            rows, looks = monitor.final(), monitor.looks
+        else:
+            rows, looks = self.regression.compare_arms(case.id, a, b, case.suite), []
+        self.annotate(ab=[row.to_dict() for row in rows], ab_looks=looks)
         return rows
 
     def run_ab(self, case: Case) -> dict[str, CaseResult]:
-        """The case's arms, interleaved start by start (A, B, A, B, ...), n starts per arm."""
+        """The case's arms, interleaved start by start (A, B, A, B, ...): rounds until every row of the second arm
+        against the first is decided (two-sided) or the budget is spent."""
+        budget = self.budget_for(case)
+        self.regression.gated_metrics = self.gate_metrics_for(case)
+        monitor = self.regression.monitor(budget, gating=False)
+        (first, _), (second, _) = case.arms[0], case.arms[1]
+
+        def stop(n: int, results: dict[str, CaseResult]) -> bool:
+            rows = self.regression.compare_arms(case.id, results[first], results[second], case.suite, budget)
+            monitor.look(n, rows)
+            self.progress(monitor.progress_line(case.id))
+            return monitor.done
+
         results = run_ab(
             case.id,
             case.arms,
             self.scaled_steps(case),
             self.launcher(),
-            self.restarts_for(case),
+            budget.max_starts,
             self.log_dir,
             self.progress,
+            first_look=budget.looks[0],
+            stop=stop if len(case.arms) == 2 else None,
         )
+        self._ab_monitors[case.id] = monitor
         for arm, result in results.items():
             self.record(case, result, arm=arm, ab_group=case.id, case_id=f"{case.id}[{arm}]")
         return results
@@ -334,7 +425,8 @@ class BenchSession:
             "command": "pytest " + " ".join(self.config.invocation_params.args),
             "xdist workers": self.config.getoption("numprocesses", None) or "none (serial)",
             "gate": f"{self.config.getoption('--gate')}, tolerance {self.regression.tolerance:g}, "
-            f"planned family {self.regression.family_size}",
+            f"planned family {self.regression.family_size} gated rows (Bonferroni), restarts "
+            f"{self.config.getoption('--restarts') or 'per suite file'}",
             "fingerprint": hw.fingerprint(),
         }
         document = session_document(self.cases, env)
