@@ -340,26 +340,33 @@ class BenchSession:
             pytest.fail(str(exc), pytrace=False)
 
     def compare_arms(self, case: Case, a: CaseResult, b: CaseResult) -> list[Comparison]:
-        """The second arm against the first, as two-sided rows (reported with the case, never failing it): the
-        sequential run's final rows when ``run_ab`` looked, else one look at the starts made."""
-        monitor = self._ab_monitors.pop(case.id, None)
-        if monitor is not None and monitor.looks:
-            rows, looks = monitor.final(), monitor.looks
-        else:
-            rows, looks = self.regression.compare_arms(case.id, a, b, case.suite), []
-        self.annotate(ab=[row.to_dict() for row in rows], ab_looks=looks)
+        """Arm ``b`` against arm ``a`` (the first), as two-sided rows (reported with the case, never failing it):
+        the sequential run's final rows when ``run_ab`` looked, else one look at the starts made."""
+        monitor = self._ab_monitors.get(case.id)
+        config_id = f"{case.id}: {_arm_name(b)} vs {_arm_name(a)}"
+        rows = [r for r in monitor.final() if r.config_id == config_id] if monitor is not None else []
+        if not rows:
+            rows = self.regression.compare_arms(config_id, a, b, case.suite, comparisons=max(len(case.arms) - 1, 1))
+        self.annotate(ab=[row.to_dict() for row in rows], ab_looks=monitor.looks if monitor is not None else [])
         return rows
 
     def run_ab(self, case: Case) -> dict[str, CaseResult]:
-        """The case's arms, interleaved start by start (A, B, A, B, ...): rounds until every row of the second arm
+        """The case's arms, interleaved start by start (A, B, A, B, ...): rounds until every row of every arm
         against the first is decided (two-sided) or the budget is spent."""
         budget = self.budget_for(case)
         self.regression.gated_metrics = self.gate_metrics_for(case)
         monitor = self.regression.monitor(budget, gating=False)
-        (first, _), (second, _) = case.arms[0], case.arms[1]
+        first = case.arms[0][0]
+        others = [name for name, _ in case.arms[1:]]
 
         def stop(n: int, results: dict[str, CaseResult]) -> bool:
-            rows = self.regression.compare_arms(case.id, results[first], results[second], case.suite, budget)
+            rows = [
+                row
+                for name in others
+                for row in self.regression.compare_arms(
+                    f"{case.id}: {name} vs {first}", results[first], results[name], case.suite, budget, len(others)
+                )
+            ]
             monitor.look(n, rows)
             self.progress(monitor.progress_line(case.id))
             return monitor.done
@@ -373,7 +380,7 @@ class BenchSession:
             self.log_dir,
             self.progress,
             first_look=budget.looks[0],
-            stop=stop if len(case.arms) == 2 else None,
+            stop=stop,
         )
         self._ab_monitors[case.id] = monitor
         for arm, result in results.items():
@@ -436,6 +443,11 @@ class BenchSession:
         except OSError as exc:  # disk full, read-only results dir: say so instead of an INTERNALERROR traceback
             self.progress(f"results NOT written: {exc}")
         return self.results_path
+
+
+def _arm_name(result: CaseResult) -> str:
+    """"tiny-llama/.../c4[eager]" -> "eager": the arm of an A/B case result."""
+    return result.case_id.rsplit("[", 1)[-1].rstrip("]")
 
 
 def _absent_hardware_skips(skipped: list[Any]) -> dict[str, int]:

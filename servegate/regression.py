@@ -87,16 +87,23 @@ class RegressionGate:
         return rows
 
     def compare_arms(
-        self, case_id: str, a: CaseResult, b: CaseResult, suite: str, budget: Budget | None = None
+        self,
+        case_id: str,
+        a: CaseResult,
+        b: CaseResult,
+        suite: str,
+        budget: Budget | None = None,
+        comparisons: int = 1,
     ) -> list[Comparison]:
         """Arm B against arm A of an ablation (same machine, interleaved rounds): two-sided (which arm is better,
         IMPROVED or REGRESSED, or equivalent within the tolerance), paired by round when that is tighter, and
-        corrected within this comparison's own rows, since an ablation reports and does not gate."""
+        corrected within the ablation's own rows (``comparisons`` arms against the first), since an ablation
+        reports and does not gate."""
         reference = self.as_baseline(suite, case_id, a)
         n = min(len(a.starts), len(b.starts))
         budget = budget or Budget(max(n, 1), max(n, 1))
         keys = [k for k in reference.values if k in self.gated_metrics or k.rsplit("/", 1)[-1] in self.gated_metrics]
-        family = max(len(keys), 1)
+        family = max(len(keys), 1) * comparisons
         return evaluate(
             b.values(),
             reference,
