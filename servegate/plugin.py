@@ -25,6 +25,7 @@ from servegate.config import INTENSITY_MULTIPLIERS, ServerConfig
 from servegate.gate import DEFAULT_GATED_METRICS, Comparison, Monitor, gate_failed, render_gate
 from servegate.hardware import KNOWN_MARKERS, MARKER_LABELS, detected, skip_reason_for
 from servegate.launch.dispatch import DispatchLauncher
+from servegate.precision import case_components
 from servegate.regression import RegressionGate, planned_rows
 from servegate.report.html import write_html_report
 from servegate.report.terminal import render_session
@@ -401,7 +402,8 @@ class BenchSession:
     def record(self, case: Case, result: CaseResult, case_id: str | None = None, **extra: Any) -> dict:
         """Attach the case's document to the running test's report; the session collects it from there, so the
         same path works in one process and across pytest-xdist workers (reports travel to the controller)."""
-        doc = case_document(case_id or case.id, case.suite, case.hardware, result, extra)
+        variance = {key: c.to_dict() for key, c in case_components(result.starts).items()}
+        doc = case_document(case_id or case.id, case.suite, case.hardware, result, {"variance": variance, **extra})
         if self.current_item is not None:
             self.current_item.user_properties.append((CASE_PROPERTY, doc))
         else:  # used as a library outside a test

@@ -18,6 +18,7 @@ from servegate.config import LoadConfig, ServerConfig
 from servegate.launch.base import Launcher, StartupFacts
 from servegate.load.measure import LevelResult, measure
 from servegate.metrics import RunSummary
+from servegate.precision import WithinRun, within_run_of
 
 Progress = Callable[[str], None]
 Steps = Sequence[tuple[str, LoadConfig]]
@@ -32,6 +33,7 @@ class StartResult:
     levels: list[LevelResult]
     log_path: str | None
     warmup_s: float
+    precision: dict[str, dict[str, WithinRun]] = field(default_factory=dict)  # level -> metric -> within-run CI
 
     @property
     def summary(self) -> RunSummary:
@@ -91,7 +93,8 @@ def run_start(
                 levels.append(level)
             if load.cooldown_s > 0:
                 time.sleep(load.cooldown_s)
-    result = StartResult(index, server.facts, levels, str(server.log_path), warmup_s)
+    precision = {lv.label: within_run_of(lv.run.records, list(lv.summary.flat())) for lv in levels if lv.run}
+    result = StartResult(index, server.facts, levels, str(server.log_path), warmup_s, precision)
     summary = result.summary
     say(
         f"{tag}: {summary.output_throughput:.0f} tok/s, TTFT p50 {summary.ttft.median:.1f} ms, "
