@@ -348,7 +348,9 @@ class BenchSession:
         rows = [r for r in monitor.final() if r.config_id == config_id] if monitor is not None else []
         if not rows:
             rows = self.regression.compare_arms(config_id, a, b, case.suite, comparisons=max(len(case.arms) - 1, 1))
-        self.annotate(ab=[row.to_dict() for row in rows], ab_looks=monitor.looks if monitor is not None else [])
+        earlier = self._last.get("ab", []) if self._last is not None else []  # arms after the first, in turn
+        ab = [*earlier, *(row.to_dict() for row in rows)]
+        self.annotate(ab=ab, ab_looks=monitor.looks if monitor is not None else [])
         return rows
 
     def run_ab(self, case: Case) -> dict[str, CaseResult]:

@@ -83,6 +83,10 @@ def render_case(case: dict) -> list[str]:
     for key, title in (("gate", "gate"), ("ab", "A/B vs first arm")):
         for row in case.get(key, []):
             lines.append(f"  {title} {row['metric']}: {row['verdict']} - {row['reason']}")
+    for key in ("gate_looks", "ab_looks"):
+        if case.get(key):
+            looks = ", ".join(f"n={lk['n']}: {lk['decided']} decided, {lk['open']} open" for lk in case[key])
+            lines.append(f"  looks: {looks}")
     variance = case.get("variance", {})
     for row in [*case.get("gate", []), *case.get("ab", [])]:
         split = variance.get(row["metric"])
