@@ -29,6 +29,8 @@ from scipy import stats as sps
 from servegate.baseline import Baseline, Fingerprint, blocking_mismatch, fingerprint_mismatch
 from servegate.metrics import direction_of
 from servegate.sequential import (
+    INCONCLUSIVE_CODE,
+    OK_CODE,
     Budget,
     LookLevels,
     critical_t,
@@ -165,27 +167,33 @@ def evaluate(
         else:
             reason = _unusable(key, "baseline", base) or _unusable(key, "current run", cur)
         if reason is None:
-            test = compare(
-                base,
-                cur,
-                direction_of(key.rsplit("/", 1)[-1]),
-                paired=paired,
-                critical=lambda dof, lv=look.significance: float(critical_t(lv, dof)),
-            )
-            if abs(test.log_ratio) > _MAX_LOG_RATIO:
+            direction = direction_of(key.rsplit("/", 1)[-1])
+            tests = [compare(base, cur, direction)]
+            if paired and len(base) == len(cur) >= 3:
+                tests.append(compare(base, cur, direction, paired=True))
+            if abs(tests[0].log_ratio) > _MAX_LOG_RATIO:
                 reason = f"not compared: {key} differs by a factor beyond e^700 between the sides (broken values)"
             else:
-                rows.append(_decided(cid, key, test, look, common))
+                rows.append(_decided(cid, key, tests, look, common))
                 continue
         rows.append(Comparison(cid, key, Verdict.NOT_COMPARED, reason, **common))
     return rows
 
 
-def _decided(cid: str, key: str, test: RatioTest, look: LookLevels, common: dict) -> Comparison:
-    """The row of one tested metric at one look: verdict, the interval that agrees with it, and the reason."""
+def _decided(cid: str, key: str, tests: list[RatioTest], look: LookLevels, common: dict) -> Comparison:
+    """The row of one tested metric at one look: verdict, the interval that agrees with it, and the reason.
+
+    With two tests (Welch and paired rounds of interleaved A/B arms) each runs at half the look's levels and a
+    finding of either counts: the union keeps the error rates, whichever test the data favour. (Picking the
+    narrower interval after seeing the data would double the false findings: bench/gate_power.py.)"""
     two_sided = common["two_sided"]
-    code = int(decide(test.log_ratio, test.se, test.df, look, common["tolerance"], two_sided))
-    verdict = _CODES[code]
+    if len(tests) > 1:
+        look = LookLevels(look.n, look.significance / len(tests), look.equivalence / len(tests))
+    codes = [int(decide(t.log_ratio, t.se, t.df, look, common["tolerance"], two_sided)) for t in tests]
+    widths = [float(critical_t(look.significance, t.df)) * t.se for t in tests]
+    decisive = [i for i, c in enumerate(codes) if c != INCONCLUSIVE_CODE]
+    best = min(decisive or range(len(tests)), key=lambda i: (codes[i] == OK_CODE, widths[i]))
+    test, verdict = tests[best], _CODES[codes[best]]
     lo, hi = interval(test.log_ratio, test.se, test.df, look, two_sided)
     t = test.log_ratio / test.se if test.se > 0 else math.copysign(math.inf, test.log_ratio or -1.0)
     p = float(sps.t.sf(-t if verdict is Verdict.IMPROVED else t, test.df))
@@ -201,7 +209,7 @@ def _decided(cid: str, key: str, test: RatioTest, look: LookLevels, common: dict
         ci_high=math.exp(min(hi, _MAX_LOG_RATIO)),
         p_value=p,
         level=look.significance,
-        pairing=test.pairing,
+        pairing=test.pairing if len(tests) > 1 else "",
         test=test,
         **common,
     )
@@ -316,7 +324,7 @@ def _reason(c: Comparison) -> str:
     tol = f"{c.tolerance * 100:g}% tolerance"
     worse = "worse" if c.ratio > 1.0005 else ("better" if c.ratio < 0.9995 else "same")
     metric = c.metric
-    paired = ", paired rounds" if c.pairing == "paired" else ""
+    paired = f", {c.pairing} test" if c.pairing else ""
     sig = f"p={c.p_value:.2g} <= {c.level:.2g} at look n={c.look}, {c.family_size} gated rows{paired}"
     if c.verdict is Verdict.REGRESSED:
         text = f"{metric} {change} ({worse}), {ci}; beyond {tol} ({sig})"

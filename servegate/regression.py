@@ -94,11 +94,12 @@ class RegressionGate:
         suite: str,
         budget: Budget | None = None,
         comparisons: int = 1,
+        paired: bool = True,
     ) -> list[Comparison]:
         """Arm B against arm A of an ablation (same machine, interleaved rounds): two-sided (which arm is better,
-        IMPROVED or REGRESSED, or equivalent within the tolerance), paired by round when that is tighter, and
-        corrected within the ablation's own rows (``comparisons`` arms against the first), since an ablation
-        reports and does not gate."""
+        IMPROVED or REGRESSED, or equivalent within the tolerance), Welch and paired rounds each at half the
+        level when ``paired`` (a finding of either counts), corrected within the ablation's own rows
+        (``comparisons`` arms against the first), since an ablation reports and does not gate."""
         reference = self.as_baseline(suite, case_id, a)
         n = min(len(a.starts), len(b.starts))
         budget = budget or Budget(max(n, 1), max(n, 1))
@@ -114,7 +115,7 @@ class RegressionGate:
             levels=levels_at(n, budget, family, self.alpha, two_sided=True),
             family_size=family,
             two_sided=True,
-            paired=True,
+            paired=paired,
         )
 
     def monitor(self, budget: Budget, gating: bool = True) -> Monitor:

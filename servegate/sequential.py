@@ -249,6 +249,18 @@ def interval(
     return log_ratio - q_sig * se, log_ratio + q_ok * se
 
 
+def paired_looks(log_a: np.ndarray, log_b: np.ndarray, looks: tuple[int, ...]) -> tuple[np.ndarray, ...]:
+    """The paired test at every look: mean and se of the per-round log ratios, df n - 1."""
+    x = log_b - log_a
+    n = np.arange(1, x.shape[-1] + 1)
+    s1, s2 = np.cumsum(x, axis=-1), np.cumsum(x * x, axis=-1)
+    mean = s1 / n
+    var = np.maximum(s2 - s1 * mean, 0.0) / np.maximum(n - 1, 1)
+    idx = np.array(looks) - 1
+    df = np.broadcast_to(np.array(looks) - 1.0, mean[..., idx].shape)
+    return mean[..., idx], np.sqrt(var[..., idx] / np.array(looks)), df
+
+
 def welch_looks(log_a: np.ndarray, log_b: np.ndarray, looks: tuple[int, ...]) -> tuple[np.ndarray, ...]:
     """Welch (log_b - log_a) at every look: arrays (..., looks) of log ratio, se and df, from the first n starts
     on the last axis of each arm (arms of equal length, interleaved rounds)."""
@@ -292,11 +304,15 @@ def simulate_sessions(
     correlation: float = 0.0,
     two_sided: bool = False,
     stop_on_regressed: bool = True,
+    paired: bool = False,
+    drift: float = 0.0,
 ) -> SimulatedSessions:
     """Sessions of ``configs`` cases × ``rows`` gated rows, two interleaved arms with log-normal per-start noise
     (CoV ``cov``; ``correlation`` shares part of a start's noise across its rows: a slow start is slow
     everywhere); config i's second arm is ``slowdowns[i]`` worse on every row (a slower server). Every case runs
-    its own rounds and looks with the shipped ``levels_at``/``decide``, family M = configs × rows."""
+    its own rounds and looks with the shipped ``levels_at``/``decide``, family M = configs × rows. ``paired``
+    runs Welch and per-round ratios at half the levels each, as the gate does for A/B arms; ``drift`` adds a
+    per-round log-normal term (sd) that both arms of a round share (a machine whose speed wanders)."""
     sigma = math.sqrt(math.log1p(cov**2))
     n_max = budget.max_starts
 
@@ -306,11 +322,16 @@ def simulate_sessions(
         return sigma * (math.sqrt(correlation) * common + math.sqrt(1 - correlation) * own)
 
     log_a, log_b = draw(), draw()
+    if drift:
+        shared = drift * rng.standard_normal((sessions, configs, 1, n_max))
+        log_a, log_b = log_a + shared, log_b + shared
     shift = np.zeros(configs)
     shift[: len(slowdowns)] = np.log1p(np.asarray(slowdowns, dtype=float))
     log_b += shift[None, :, None, None]
     looks = budget.looks
     d, se, df = welch_looks(log_a, log_b, looks)
+    if paired:
+        dp, sep, dfp = paired_looks(log_a, log_b, looks)
     family = configs * rows
     codes = np.full((sessions, configs, rows), INCONCLUSIVE_CODE)
     decided_at = np.zeros((sessions, configs, rows), dtype=int)
@@ -318,7 +339,14 @@ def simulate_sessions(
     starts = np.full((sessions, configs), looks[-1])
     for k, n in enumerate(looks):
         levels = levels_at(n, budget, family, alpha, ok_error, two_sided)
-        now = decide(d[..., k], se[..., k], df[..., k], levels, tolerance, two_sided)
+        if paired and n >= 3:  # as servegate.gate: Welch and paired rounds, each at half the levels
+            half = LookLevels(n, levels.significance / 2, levels.equivalence / 2)
+            welch = decide(d[..., k], se[..., k], df[..., k], half, tolerance, two_sided)
+            rounds = decide(dp[..., k], sep[..., k], dfp[..., k], half, tolerance, two_sided)
+            finding = (rounds == REGRESSED_CODE) | (rounds == IMPROVED_CODE)
+            now = np.where(welch == INCONCLUSIVE_CODE, rounds, np.where(finding, rounds, welch))
+        else:
+            now = decide(d[..., k], se[..., k], df[..., k], levels, tolerance, two_sided)
         fresh = running[..., None] & (decided_at == 0) & (now != INCONCLUSIVE_CODE)
         codes = np.where(fresh, now, codes)
         decided_at = np.where(fresh, n, decided_at)

@@ -7,7 +7,7 @@ so every interval here is a t-interval over per-start values with df = n - 1.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -65,8 +65,7 @@ class RatioTest:
     """Current vs baseline for one metric, oriented so that ``ratio > 1`` means *worse*.
 
     ``log_ratio`` and ``se`` are on the natural-log scale; ``df`` is Welch-Satterthwaite's (unpaired) or n - 1
-    (paired rounds: the mean of per-round log ratios, used when pairing shrinks the interval, i.e. when the rounds
-    share drift); ``pairing`` says which was used.
+    (paired rounds: the mean of per-round log ratios); ``pairing`` says which.
     """
 
     direction: str
@@ -101,22 +100,14 @@ def _welch(lb: np.ndarray, lc: np.ndarray) -> tuple[float, float, float]:
     return float(lc.mean() - lb.mean()), math.sqrt(se2), df
 
 
-def compare(
-    baseline: Sequence[float],
-    current: Sequence[float],
-    direction: str,
-    paired: bool = False,
-    critical: Callable[[float], float] | None = None,
-) -> RatioTest:
+def compare(baseline: Sequence[float], current: Sequence[float], direction: str, paired: bool = False) -> RatioTest:
     """Welch's t on log values: multiplicative noise (CoV) becomes additive, and the ratio's CI is exp of a t-CI.
 
     ``direction`` is ``"lower"`` (latency: lower is better) or ``"higher"`` (throughput); for ``"higher"`` the
     ratio is baseline/current so that it, too, reads "> 1 means worse". Needs >= 2 values per side.
 
-    ``paired``: the values are interleaved rounds (baseline i and current i ran next to each other). The per-round
-    log ratios are then also tested (df n - 1), and used when their interval is narrower at the level the caller's
-    ``critical`` (df -> t critical value) gives: pairing removes drift that hits both arms of a round, and costs
-    half the degrees of freedom when there is none to remove.
+    ``paired``: the values are interleaved rounds (baseline i and current i ran next to each other); the test is
+    then on the per-round log ratios (df n - 1), which removes drift that hits both arms of a round.
     """
     if direction not in ("lower", "higher"):
         raise ValueError(f"direction must be 'lower' or 'higher', got {direction!r}")
@@ -124,16 +115,15 @@ def compare(
     nb, nc = int(lb.size), int(lc.size)
     if nb < 2 or nc < 2:
         raise ValueError(f"need at least 2 starts per side for a t-interval, got baseline {nb}, current {nc}")
+    if paired and nb != nc:
+        raise ValueError(f"paired rounds need as many starts per side, got baseline {nb}, current {nc}")
     if direction == "higher":  # worse = smaller: compare the negated logs, so "> 0" still means worse
         lb, lc = -lb, -lc
-    d, se, df = _welch(lb, lc)
-    pairing = "unpaired"
-    if paired and nb == nc and nb >= 3:
+    if paired:
         rounds = lc - lb
-        se_p = float(rounds.std(ddof=1)) / math.sqrt(nb)
-        crit = critical or (lambda dof: float(sps.t.isf(0.025, dof)))
-        if se_p * crit(nb - 1) < se * crit(df):
-            d, se, df, pairing = float(rounds.mean()), se_p, float(nb - 1), "paired"
+        d, se, df = float(rounds.mean()), float(rounds.std(ddof=1)) / math.sqrt(nb), float(nb - 1)
+    else:
+        d, se, df = _welch(lb, lc)
     return RatioTest(
         direction=direction,
         n_baseline=nb,
@@ -143,5 +133,5 @@ def compare(
         log_ratio=d,
         se=se,
         df=df,
-        pairing=pairing,
+        pairing="paired" if paired else "unpaired",
     )

@@ -15,12 +15,14 @@ import pytest
 from scipy import stats as sps
 
 from servegate.sequential import (
+    IMPROVED_CODE,
     INCONCLUSIVE_CODE,
     OK_CODE,
     REGRESSED_CODE,
     Budget,
     BudgetError,
     LookLevels,
+    SimulatedSessions,
     critical_t,
     decide,
     interval,
@@ -60,7 +62,7 @@ def test_welch_matches_scipy_on_logs() -> None:
     assert t.pairing == "unpaired"
 
 
-def test_paired_rounds_are_used_when_they_remove_drift_and_not_otherwise() -> None:
+def test_paired_rounds_remove_drift_shared_by_the_arms_of_a_round() -> None:
     rng = np.random.default_rng(8)
     drift = np.log(np.linspace(1.0, 1.4, 8))  # the machine slows down over the session, both arms alike
     a = np.exp(drift + rng.normal(0, 0.005, 8))
@@ -69,8 +71,8 @@ def test_paired_rounds_are_used_when_they_remove_drift_and_not_otherwise() -> No
     assert paired.pairing == "paired" and paired.df == 7
     assert paired.se < compare(a, b, "lower").se / 5
     assert paired.ratio == pytest.approx(math.exp(np.mean(np.log(b) - np.log(a))))
-    x, y = rng.lognormal(0, 0.03, 8), rng.lognormal(0, 0.03, 8)  # no shared drift: pairing only costs df
-    assert compare(x, y, "lower", paired=True).pairing == "unpaired"
+    with pytest.raises(ValueError, match="as many starts"):
+        compare(a, b[:5], "lower", paired=True)
 
 
 @pytest.mark.parametrize(
@@ -174,6 +176,22 @@ def test_2x_slowdown_at_cov_5_percent_is_regressed_at_the_first_look() -> None:
     first = ((sim.codes[:, 0] == REGRESSED_CODE) & (sim.decided_at[:, 0] == BUDGET.min_starts)).any(axis=1)
     assert first.mean() >= 0.95
     assert sim.starts[:, 0].mean() < BUDGET.min_starts + 0.2
+
+
+def test_paired_ablations_keep_the_error_rate_and_decide_more_under_drift() -> None:
+    """A/B ablations run Welch and paired rounds at half the level each. Picking whichever interval is narrower
+    after seeing the data would be a union of two tests at the full level: twice the false findings."""
+
+    def findings(sim: SimulatedSessions) -> np.ndarray:
+        return (sim.codes == REGRESSED_CODE) | (sim.codes == IMPROVED_CODE)
+
+    aa = _sessions(17, 0.05, (), paired=True, two_sided=True, stop_on_regressed=False)
+    # <= alpha up to the t-approximation of the boundaries at 2 df and the sampling error (sd 0.005)
+    assert findings(aa).any(axis=(1, 2)).mean() <= 0.055
+    drift = {"two_sided": True, "stop_on_regressed": False, "drift": 0.10}
+    with_pairs = _sessions(19, 0.03, (0.10,), paired=True, **drift)
+    without = _sessions(19, 0.03, (0.10,), paired=False, **drift)
+    assert findings(with_pairs)[:, 0].mean() > 2 * findings(without)[:, 0].mean()
 
 
 def test_ok_is_rarely_issued_for_a_slowdown_at_the_tolerance() -> None:
