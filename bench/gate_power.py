@@ -4,8 +4,9 @@ A session: 4 configs × 6-level sweeps × 5 metrics = 120 gated rows; each confi
 (two arms, log-normal per-start noise with the given CoV) and looks after every round from 3 starts per arm on,
 up to 20, with the shipped rule (servegate.sequential: levels_at, decide, simulate_sessions). A "slower server"
 is one config whose every row is that much worse; REGRESSED means the gate fails that config (>= 1 row
-REGRESSED). Seed 003 Table 24 gives the CoV range that matters: ~0.3% (Qwen3-VL, Kimi), ~4% (Llama-405B), up
-to 11.7% (DeepSeek V3.2 with AITER).
+REGRESSED). The last lines are two-sided A/B ablations (a finding = REGRESSED or IMPROVED), Welch alone or Welch
+and paired rounds at half the level each, with drift shared by the arms of a round. Seed 003 Table 24 gives the
+CoV range that matters: ~0.3% (Qwen3-VL, Kimi), ~4% (Llama-405B), up to 11.7% (DeepSeek V3.2 with AITER).
 
     python bench/gate_power.py [--sessions 4000] [--correlation 0.0] [--max 20] [--gamma 1]
 """
@@ -14,11 +15,12 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import Any
 
 import numpy as np
 
 from servegate import sequential
-from servegate.sequential import OK_CODE, REGRESSED_CODE, Budget, simulate_sessions
+from servegate.sequential import IMPROVED_CODE, OK_CODE, REGRESSED_CODE, Budget, simulate_sessions
 
 CONFIGS, ROWS = 4, 30
 
@@ -50,10 +52,14 @@ def main() -> None:
     print(header)
     print("-" * len(header))
 
-    def line(truth: str, cov: float, slowdowns: tuple[float, ...], target: str, stop: bool = True) -> None:
-        sim = simulate_sessions(rng, args.sessions, CONFIGS, ROWS, cov, slowdowns, stop_on_regressed=stop, **common)
+    def line(truth: str, cov: float, slowdowns: tuple[float, ...], target: str, stop: bool = True, **ab: Any) -> None:
+        sim = simulate_sessions(
+            rng, args.sessions, CONFIGS, ROWS, cov, slowdowns, stop_on_regressed=stop, **common, **ab
+        )
         hit = slice(0, max(len(slowdowns), 1)) if slowdowns else slice(0, CONFIGS)
         reg = sim.codes[:, hit] == REGRESSED_CODE
+        if ab.get("two_sided"):  # an ablation's finding is either direction
+            reg |= sim.codes[:, hit] == IMPROVED_CODE
         sessions = reg.any(axis=(1, 2)).mean()
         first = (reg & (sim.decided_at[:, hit] == budget.min_starts)).any(axis=(1, 2)).mean()
         print(
@@ -69,6 +75,10 @@ def main() -> None:
     line("all 4% slower, to the end", 0.04, (0.04,) * CONFIGS, "rows OK <= 0.05 (tolerance 3%)", stop=False)
     line("all 3% slower, to the end", 0.04, (0.03,) * CONFIGS, "rows OK <= 0.05 (at the tolerance)", stop=False)
     line("one server 5% slower, all", 0.04, (0.05,), "per-row power when every row runs on", stop=False)
+    ablation = {"two_sided": True, "stop": False}
+    line("A/B A/A, paired + Welch", 0.05, (), "any finding <= 0.05 (two-sided)", paired=True, **ablation)
+    line("A/B 10%, drift 10%, Welch", 0.03, (0.10,), "rows with a finding", drift=0.10, **ablation)
+    line("A/B 10%, drift 10%, paired", 0.03, (0.10,), "rows with a finding", drift=0.10, paired=True, **ablation)
     print(f"({time.monotonic() - t0:.1f} s)")
 
 

@@ -1,4 +1,4 @@
-"""The gate on stored baselines: rows per gated metric, session-wide Holm, fail modes, fingerprints, rendering."""
+"""The gate on stored baselines: rows per metric, the session family, looks, Table 26, fail modes, rendering."""
 
 from __future__ import annotations
 
