@@ -1,38 +1,44 @@
-"""The regression gate: current per-start values against a stored baseline, one verdict per gated metric.
+"""The regression gate: current per-start values against a stored baseline (or arm B against arm A), one verdict
+per gated metric, taken look by look as starts accumulate (servegate.sequential has the statistics).
 
-Decision rule (design.md "Decisions already taken"), per gated metric, with tolerance δ (default 3%) and α (0.05):
+Decision rule per gated row, with tolerance δ (default 3%), the session's family of M gated rows and α (0.05):
 
-- the comparison is the ratio current/baseline made "> 1 means worse" (baseline/current for throughputs), with a
-  two-sided (1 − α) CI from Welch's t on the log per-start values (df Welch–Satterthwaite);
-- REGRESSED when the one-sided test of "ratio ≤ 1" is rejected at the Holm-adjusted level across *every* gated
-  comparison of the session (family-wise false-alarm rate ≤ α) and the point ratio exceeds 1 + δ;
-- OK when the CI's upper end is ≤ 1 + δ (non-inferiority within the tolerance is shown);
-- INCONCLUSIVE otherwise, with the starts per arm that would settle it at the observed spread;
+- the comparison is the ratio current/baseline made "> 1 means worse" (baseline/current for throughputs), Welch's
+  t on the log per-start values (or, for interleaved A/B rounds, the per-round log ratios when that is tighter);
+- REGRESSED when "ratio <= 1" is rejected at the look's significance level (alpha spent over the looks and split
+  Bonferroni over the M rows: the session's family-wise false REGRESSED rate is <= α) and the estimate exceeds
+  1 + δ; IMPROVED, for two-sided comparisons, the mirror image;
+- OK when "ratio >= 1 + δ" is rejected at the look's equivalence level (a row really δ worse is called OK at most
+  5% of the time over all looks); two-sided, the arms must be equivalent within δ both ways;
+- INCONCLUSIVE while neither holds; when the budget is spent the row stays INCONCLUSIVE;
 - NOT COMPARED when the baseline is from other hardware or another model, a metric is missing, either side has
-  fewer than two starts, or values are not positive (a ratio needs logs). Never silently: the reason says which.
+  fewer than two starts, or a per-start value is zero, negative or not finite (named with its start).
 
-Only REGRESSED fails the build by default; ``gate_failed(..., mode="strict")`` fails anything but OK.
+Only REGRESSED fails the build by default; ``gate_failed(..., mode="strict")`` fails anything but OK/IMPROVED.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Literal
+
+from scipy import stats as sps
 
 from servegate.baseline import Baseline, Fingerprint, blocking_mismatch, fingerprint_mismatch
 from servegate.metrics import direction_of
-from servegate.stats import (
-    DEFAULT_ALPHA,
-    DEFAULT_TOLERANCE,
-    RatioTest,
-    Verdict,
-    compare,
-    holm_adjust,
-    starts_to_settle,
-    verdict,
+from servegate.sequential import (
+    INCONCLUSIVE_CODE,
+    OK_CODE,
+    Budget,
+    LookLevels,
+    critical_t,
+    decide,
+    interval,
+    levels_at,
 )
+from servegate.stats import DEFAULT_ALPHA, DEFAULT_TOLERANCE, RatioTest, Verdict, compare
 
 # TTFT p50, ITL p50, E2EL p50, output and request throughput: the user-facing serving numbers, one each of
 # latency-to-start, streaming smoothness, whole-request latency and capacity. Names as in RunSummary.flat().
@@ -44,6 +50,8 @@ DEFAULT_GATED_METRICS: tuple[str, ...] = (
     "request_throughput",
 )
 GateMode = Literal["default", "strict"]
+_CODES = (Verdict.REGRESSED, Verdict.OK, Verdict.INCONCLUSIVE, Verdict.IMPROVED)
+_MAX_LOG_RATIO = 700.0  # exp() of more overflows a float: such a "ratio" is a broken measurement, not a finding
 
 
 @dataclass(frozen=True)
@@ -57,21 +65,28 @@ class Comparison:
     baseline_mean: float = math.nan
     current_mean: float = math.nan
     ratio: float = math.nan  # > 1 means worse
-    ci_low: float = math.nan
+    ci_low: float = math.nan  # the interval of the test that made the verdict (see sequential.interval)
     ci_high: float = math.nan
-    p_value: float = math.nan  # one-sided, of "ratio <= 1", unadjusted
-    p_adjusted: float = math.nan  # Holm over the family the verdict was taken in
+    p_value: float = math.nan  # one-sided p of "ratio <= 1" (of "ratio >= 1" for an IMPROVED row)
+    level: float = math.nan  # the significance level the p-value was held to at this look
     n_baseline: int = 0
     n_current: int = 0
-    starts_needed: int | None = None  # INCONCLUSIVE: starts per arm that would settle it; None: > 200
+    look: int = 0  # starts per arm at the look that decided the row (or the last look)
+    family_size: int = 1
+    pairing: str = ""
     tolerance: float = DEFAULT_TOLERANCE
     alpha: float = DEFAULT_ALPHA
+    two_sided: bool = False
     notes: tuple[str, ...] = ()  # non-blocking fingerprint differences (vLLM version, driver, ...)
     test: RatioTest | None = None
 
     @property
     def tested(self) -> bool:
         return self.test is not None
+
+    @property
+    def decided(self) -> bool:
+        return self.verdict is not Verdict.INCONCLUSIVE
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready (for the results document): the row without the internal test object."""
@@ -87,6 +102,14 @@ def gated_keys(values: Mapping[str, Sequence[float]], gated_metrics: Iterable[st
     return [k for k in values if k in names or k.rsplit("/", 1)[-1] in names]
 
 
+def _unusable(key: str, side: str, values: Sequence[float]) -> str | None:
+    """Why per-start values cannot enter a log ratio, naming the starts (1-based), or None."""
+    bad = [f"start {i + 1}: {v:g}" for i, v in enumerate(values) if not (math.isfinite(v) and v > 0)]
+    if not bad:
+        return None
+    return f"not compared: {key} in the {side} is zero, negative or not finite ({', '.join(bad)}); a ratio needs logs"
+
+
 def evaluate(
     current_values: Mapping[str, Sequence[float]],
     baseline: Baseline,
@@ -95,11 +118,15 @@ def evaluate(
     alpha: float = DEFAULT_ALPHA,
     current_fingerprint: Fingerprint | None = None,
     config_id: str | None = None,
+    levels: LookLevels | None = None,
+    family_size: int | None = None,
+    two_sided: bool = False,
+    paired: bool = False,
 ) -> list[Comparison]:
-    """Compare one config's current per-start values with its baseline, one row per gated metric.
+    """Compare one config's current per-start values with its baseline at one look, one row per gated metric.
 
-    Verdicts are taken with Holm over this config's rows only; a session with several configs must call
-    ``apply_holm`` on all rows together, which is what keeps the session's false-alarm rate at alpha.
+    ``levels`` are the look's nominal levels (``servegate.sequential.levels_at``); without them the look is a
+    fixed design of the current starts with a family of ``family_size`` rows (default: this config's rows).
     With ``current_fingerprint`` given, other hardware/model gives one NOT COMPARED row for the whole config, and
     other non-blocking differences are attached to every row as notes.
     """
@@ -114,95 +141,153 @@ def evaluate(
         notes = tuple(fingerprint_mismatch(baseline.fingerprint, current_fingerprint))
     gated = tuple(gated_metrics)
     keys = list(dict.fromkeys(gated_keys(baseline.values, gated) + gated_keys(current_values, gated)))
+    m = family_size or len(keys)
     rows: list[Comparison] = []
     for key in keys:
-        base = [x for x in baseline.values.get(key, []) if math.isfinite(x)]
-        cur = [x for x in current_values.get(key, []) if math.isfinite(x)]
+        base = list(baseline.values.get(key, []))
+        cur = list(current_values.get(key, []))
+        n = len(cur)
+        look = levels or levels_at(n, Budget(max(n, 1), max(n, 1)), m, alpha, two_sided=two_sided)
         common = {
             "tolerance": tolerance,
             "alpha": alpha,
             "notes": notes,
             "n_baseline": len(base),
-            "n_current": len(cur),
+            "n_current": n,
+            "look": look.n,
+            "family_size": m,
+            "two_sided": two_sided,
         }
+        reason = None
         if key not in baseline.values or key not in current_values:
             side = "baseline" if key not in baseline.values else "current run"
-            rows.append(
-                Comparison(cid, key, Verdict.NOT_COMPARED, f"not compared: {key} missing in the {side}", **common)
-            )
-            continue
-        if len(base) < 2 or len(cur) < 2:
+            reason = f"not compared: {key} missing in the {side}"
+        elif len(base) < 2 or len(cur) < 2:
             reason = f"not compared: needs >= 2 starts per side, baseline has {len(base)}, current {len(cur)}"
-            rows.append(Comparison(cid, key, Verdict.NOT_COMPARED, reason, **common))
-            continue
-        if min(base + cur) <= 0:
-            reason = f"not compared: {key} has values <= 0, a ratio is undefined"
-            rows.append(Comparison(cid, key, Verdict.NOT_COMPARED, reason, **common))
-            continue
-        test = compare(base, cur, direction_of(key.rsplit("/", 1)[-1]), alpha)
-        rows.append(
-            Comparison(
-                cid,
-                key,
-                Verdict.INCONCLUSIVE,
-                "",
-                baseline_mean=test.baseline_mean,
-                current_mean=test.current_mean,
-                ratio=test.ratio,
-                ci_low=test.ci_low,
-                ci_high=test.ci_high,
-                p_value=test.p_worse,
-                test=test,
-                **common,
-            )
+        else:
+            reason = _unusable(key, "baseline", base) or _unusable(key, "current run", cur)
+        if reason is None:
+            direction = direction_of(key.rsplit("/", 1)[-1])
+            tests = [compare(base, cur, direction)]
+            if paired and len(base) == len(cur) >= 3:
+                tests.append(compare(base, cur, direction, paired=True))
+            if abs(tests[0].log_ratio) > _MAX_LOG_RATIO:
+                reason = f"not compared: {key} differs by a factor beyond e^700 between the sides (broken values)"
+            else:
+                rows.append(_decided(cid, key, tests, look, common))
+                continue
+        rows.append(Comparison(cid, key, Verdict.NOT_COMPARED, reason, **common))
+    return rows
+
+
+def _decided(cid: str, key: str, tests: list[RatioTest], look: LookLevels, common: dict) -> Comparison:
+    """The row of one tested metric at one look: verdict, the interval that agrees with it, and the reason.
+
+    With two tests (Welch and paired rounds of interleaved A/B arms) each runs at half the look's levels and a
+    finding of either counts: the union keeps the error rates, whichever test the data favour. (Picking the
+    narrower interval after seeing the data would double the false findings: bench/gate_power.py.)"""
+    two_sided = common["two_sided"]
+    if len(tests) > 1:
+        look = LookLevels(look.n, look.significance / len(tests), look.equivalence / len(tests))
+    codes = [int(decide(t.log_ratio, t.se, t.df, look, common["tolerance"], two_sided)) for t in tests]
+    widths = [float(critical_t(look.significance, t.df)) * t.se for t in tests]
+    decisive = [i for i, c in enumerate(codes) if c != INCONCLUSIVE_CODE]
+    best = min(decisive or range(len(tests)), key=lambda i: (codes[i] == OK_CODE, widths[i]))
+    test, verdict = tests[best], _CODES[codes[best]]
+    lo, hi = interval(test.log_ratio, test.se, test.df, look, two_sided)
+    t = test.log_ratio / test.se if test.se > 0 else math.copysign(math.inf, test.log_ratio or -1.0)
+    p = float(sps.t.sf(-t if verdict is Verdict.IMPROVED else t, test.df))
+    row = Comparison(
+        cid,
+        key,
+        verdict,
+        "",
+        baseline_mean=test.baseline_mean,
+        current_mean=test.current_mean,
+        ratio=math.exp(test.log_ratio),
+        ci_low=math.exp(max(lo, -_MAX_LOG_RATIO)),
+        ci_high=math.exp(min(hi, _MAX_LOG_RATIO)),
+        p_value=p,
+        level=look.significance,
+        pairing=test.pairing if len(tests) > 1 else "",
+        test=test,
+        **common,
+    )
+    return replace(row, reason=_reason(row))
+
+
+@dataclass
+class Monitor:
+    """The looks of one case: rows decided at a look keep that verdict; open rows are looked at again after the
+    next round; ``done`` when every row is decided, when (gating) a row is REGRESSED and the case fails whatever
+    comes next, or when the budget is spent."""
+
+    budget: Budget
+    stop_on_regressed: bool = True
+    rows: dict[tuple[str, str], Comparison] = field(default_factory=dict)
+    looks: list[dict[str, object]] = field(default_factory=list)
+
+    def look(self, n: int, rows_now: Sequence[Comparison]) -> list[Comparison]:
+        """Merge this look's rows into the decided ones; returns the current state of every row."""
+        for row in rows_now:
+            key = (row.config_id, row.metric)
+            kept = self.rows.get(key)
+            if kept is None or not kept.decided:
+                self.rows[key] = row
+        rows = list(self.rows.values())
+        decided = sum(r.decided for r in rows)
+        self.looks.append(
+            {
+                "n": n,
+                "decided": decided,
+                "open": len(rows) - decided,
+                "verdicts": {v.value: n for v in Verdict if (n := sum(r.verdict is v for r in rows))},
+            }
         )
-    return apply_holm(rows)
+        return rows
 
+    @property
+    def done(self) -> bool:
+        if not self.looks:
+            return False
+        rows = list(self.rows.values())
+        last_n = int(self.looks[-1]["n"])  # type: ignore[arg-type]
+        if last_n >= self.budget.max_starts or all(r.decided for r in rows):
+            return True
+        return self.stop_on_regressed and any(r.verdict is Verdict.REGRESSED for r in rows)
 
-def apply_holm(comparisons: Sequence[Comparison]) -> list[Comparison]:
-    """Re-take every tested row's verdict with Holm over all tested rows given (the session's family).
+    def progress_line(self, case_id: str) -> str:
+        """"look 3: 4 decided, 1 open, next start 4/12" (or why it stops)."""
+        last = self.looks[-1]
+        n = int(last["n"])  # type: ignore[arg-type]
+        counts = ", ".join(f"{k} {v}" for k, v in last["verdicts"].items())  # type: ignore[union-attr]
+        head = f"[{case_id}] look {len(self.looks)} (n={n}): {last['decided']} decided, {last['open']} open ({counts})"
+        if not self.done:
+            return f"{head}, next start {n + 1}/{self.budget.max_starts}"
+        if int(last["open"]) == 0:  # type: ignore[arg-type]
+            return f"{head}; every row decided, stopping"
+        if n >= self.budget.max_starts:
+            return f"{head}; budget of {self.budget.max_starts} starts spent, open rows stay INCONCLUSIVE"
+        return f"{head}; a row is REGRESSED, the case fails whatever the open rows do: stopping"
 
-    Untested rows (NOT COMPARED) pass through unchanged and do not enlarge the family. Order is kept.
-    """
-    tested = [i for i, c in enumerate(comparisons) if c.test is not None]
-    adjusted = holm_adjust([comparisons[i].p_value for i in tested])
-    m = len(tested)
-    out = list(comparisons)
-    for i, p_adj in zip(tested, adjusted, strict=True):
-        c = comparisons[i]
-        assert c.test is not None
-        v = verdict(c.test, p_adj, c.tolerance)
-        needed = starts_to_settle(c.test, c.tolerance, m) if v is Verdict.INCONCLUSIVE else None
-        row = replace(c, verdict=v, p_adjusted=p_adj, starts_needed=needed)
-        out[i] = replace(row, reason=_reason(row, m))
-    return out
-
-
-def decide_in_family(comparisons: Sequence[Comparison], family_size: int) -> list[Comparison]:
-    """Re-take the verdicts with p adjusted to min(1, p·M) for a family of ``family_size`` = M comparisons that
-    are not all known yet (each test decides when it finishes): Holm's first, strictest step, so the session's
-    family-wise false-alarm rate stays <= alpha whatever the other p-values turn out to be."""
-    m = max(family_size, sum(c.test is not None for c in comparisons), 1)
-    out = []
-    for c in comparisons:
-        if c.test is None:
-            out.append(c)
-            continue
-        p_adj = min(1.0, c.p_value * m)
-        v = verdict(c.test, p_adj, c.tolerance)
-        needed = starts_to_settle(c.test, c.tolerance, m) if v is Verdict.INCONCLUSIVE else None
-        row = replace(c, verdict=v, p_adjusted=p_adj, starts_needed=needed)
-        out.append(replace(row, reason=_reason(row, m)))
-    return out
+    def final(self) -> list[Comparison]:
+        """Every row, open ones with a reason that says the look was the last."""
+        out = []
+        for row in self.rows.values():
+            if row.verdict is Verdict.INCONCLUSIVE:
+                spent = f"; stopped after {row.look} starts per arm (budget {self.budget})"
+                row = replace(row, reason=row.reason + spent)
+            out.append(row)
+        return out
 
 
 def gate_failed(comparisons: Iterable[Comparison], mode: GateMode = "default") -> bool:
-    """Default: only REGRESSED fails. Strict: anything not OK fails (INCONCLUSIVE, NOT COMPARED too)."""
+    """Default: only REGRESSED fails. Strict: anything not OK or IMPROVED fails (INCONCLUSIVE, NOT COMPARED)."""
     if mode not in ("default", "strict"):
         raise ValueError(f"gate mode must be 'default' or 'strict', got {mode!r}")
     rows = list(comparisons)
     if mode == "strict":
-        return any(c.verdict is not Verdict.OK for c in rows)
+        return any(c.verdict not in (Verdict.OK, Verdict.IMPROVED) for c in rows)
     return any(c.verdict is Verdict.REGRESSED for c in rows)
 
 
@@ -233,28 +318,25 @@ def _worst(c: Comparison) -> str:
     return f"{_pct(c.ci_high)} higher" if c.test.direction == "lower" else f"{_pct(1 / c.ci_high)} lower"
 
 
-def _reason(c: Comparison, m: int) -> str:
-    """Human text: what changed, how sure, against which tolerance, and what would settle an open question."""
+def _reason(c: Comparison) -> str:
+    """Human text: what changed, how sure (the test and its level at this look), against which tolerance."""
     change, ci = _change(c)
     tol = f"{c.tolerance * 100:g}% tolerance"
     worse = "worse" if c.ratio > 1.0005 else ("better" if c.ratio < 0.9995 else "same")
     metric = c.metric
+    paired = f", {c.pairing} test" if c.pairing else ""
+    sig = f"p={c.p_value:.2g} <= {c.level:.2g} at look n={c.look}, {c.family_size} gated rows{paired}"
     if c.verdict is Verdict.REGRESSED:
-        text = f"{metric} {change} ({worse}), {ci}; beyond {tol} (Holm p={c.p_adjusted:.2g} over {m})"
+        text = f"{metric} {change} ({worse}), {ci}; beyond {tol} ({sig})"
+    elif c.verdict is Verdict.IMPROVED:
+        text = f"{metric} {change} ({worse}), {ci}; better beyond {tol} ({sig})"
     elif c.verdict is Verdict.OK:
         worst = f"at worst {_worst(c)}" if c.ci_high > 1 else "better even at the CI's worst end"
-        text = f"{metric} {change} ({worse}), {ci}; {worst}, within {tol}"
+        text = f"{metric} {change} ({worse}), {ci}; {worst}, within {tol} (look n={c.look}{paired})"
+    elif c.ratio > 1 + c.tolerance or (c.two_sided and c.ratio < 1 / (1 + c.tolerance)):
+        text = f"{metric} {change} ({worse}), {ci}; beyond {tol} but not yet significant at look n={c.look}"
     else:
-        if c.ratio > 1 + c.tolerance:
-            why = f"beyond {tol} but not significant after Holm (p={c.p_adjusted:.2g} over {m})"
-        else:
-            why = f"CI reaches {_worst(c)}, past the {tol}"
-        settle = (
-            f"~{c.starts_needed} starts per arm would settle it"
-            if c.starts_needed is not None
-            else "more than 200 starts per arm would be needed at this spread"
-        )
-        text = f"{metric} {change} ({worse}), {ci}; {why}; {settle}"
+        text = f"{metric} {change} ({worse}), {ci}; CI reaches {_worst(c)}, past the {tol} (look n={c.look})"
     if c.notes:
         text += " [fingerprint differs: " + "; ".join(c.notes) + "]"
     return text
@@ -293,7 +375,7 @@ def render_gate(comparisons: Sequence[Comparison]) -> str:
     lines.append(
         "gate: "
         + ", ".join(f"{n} {v.value}" for v, n in counts.items())
-        + f" (Holm over {tested} comparisons, alpha {first.alpha:g}, tolerance {first.tolerance * 100:g}%;"
-        + " ratio > 1 means worse)"
+        + f" ({tested} tested; alpha {first.alpha:g} spent over looks, Bonferroni over {first.family_size} gated rows,"
+        + f" tolerance {first.tolerance * 100:g}%; ratio > 1 means worse)"
     )
     return "\n".join(lines)

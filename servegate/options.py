@@ -36,19 +36,9 @@ def parse_tolerance(text: str) -> float:
     return value
 
 
-def parse_restarts(text: str) -> int:
-    """``--restarts``: server starts per case, an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise OptionError(f"--restarts {text!r}: not an integer; give server starts per case (>= 2 to gate)") from None
-    if value < 1:
-        raise OptionError(f"--restarts {text!r}: must be >= 1 (a gate needs >= 2 starts per case)")
-    return value
-
-
 def check_restarts_gateable(restarts: int | None, gate: str, update_baselines: bool) -> None:
-    """One start per case cannot be compared (a t interval needs two): a gated run would be all NOT COMPARED."""
+    """One start per case (``restarts`` = the budget's maximum) cannot be compared (a t interval needs two): a gated
+    run would be all NOT COMPARED."""
     if restarts == 1 and gate != "off":
         what = "recorded as a baseline" if update_baselines else "gated"
         raise OptionError(

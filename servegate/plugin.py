@@ -21,28 +21,37 @@ from servegate import bench_bridge, compat, options
 from servegate.baseline import BaselineConflict, BaselineError
 from servegate.bench_bridge import benchmark_session_of, record_benchmarks
 from servegate.config import INTENSITY_MULTIPLIERS, ServerConfig
-from servegate.gate import DEFAULT_GATED_METRICS, Comparison, gate_failed, render_gate
+from servegate.gate import DEFAULT_GATED_METRICS, Comparison, Monitor, gate_failed, render_gate
 from servegate.hardware import KNOWN_MARKERS, MARKER_LABELS, detected, skip_reason_for
 from servegate.launch.base import ServerLostError, ServerStartError
 from servegate.launch.dispatch import DispatchLauncher
+from servegate.precision import case_components
 from servegate.preflight import Preflight, Resolver
 from servegate.redact import redact_text
-from servegate.regression import BaselineRefused, RegressionGate
+from servegate.regression import BaselineRefused, RegressionGate, planned_rows
 from servegate.report.html import write_html_report
 from servegate.report.terminal import render_session
 from servegate.results import case_document, load_results, session_document, write_results
 from servegate.runner import CaseResult, StartResult, run_ab, run_case, run_start
+from servegate.sequential import Budget, BudgetError
 from servegate.stats import DEFAULT_TOLERANCE
-from servegate.suite import Case, SuiteError, discover
+from servegate.suite import Case, SuiteError, check_gate_metrics, discover
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("servegate", "servegate: vLLM serving benchmarks")
     group.addoption(
         "--restarts",
-        type=options.parse_restarts,
         default=None,
-        help="server starts per case, >= 1 (default: the suite file's; gating needs >= 2)",
+        help="server starts per case: auto (3..12, sequential), N (fixed) or MIN:MAX; default: the suite file's "
+        "(gating needs >= 2)",
+    )
+    group.addoption(
+        "--gate-metrics",
+        default=None,
+        help="comma-separated metrics to gate (default: each suite's gate.metrics, else "
+        + ",".join(DEFAULT_GATED_METRICS)
+        + "); fewer rows make a smaller family and a more sensitive gate",
     )
     group.addoption(
         "--intensity",
@@ -121,28 +130,38 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Plan the gate's family: every gated metric of every selected, runnable case (see servegate.regression)."""
+    """Plan the gate's family: every gated row (level × metric) of every selected, runnable case that gates (its
+    module does not say ``GATED = False``; ablations report in their own family), see servegate.regression."""
     errors = config.stash.get(SUITE_ERRORS_KEY, set())
     if errors:
         raise pytest.UsageError("\n".join(sorted(errors)))
+    bench_session = config.stash[SESSION_KEY]
     size = 0
     selected = []
     for item in items:
         case = getattr(getattr(item, "callspec", None), "params", {}).get("case")
-        if isinstance(case, Case):
-            selected.append(case)
-        if isinstance(case, Case) and item.get_closest_marker("skip") is None:
-            size += len(case.steps) * len(DEFAULT_GATED_METRICS)
-            config.stash[SESSION_KEY].preflight.plan([case.server, *(server for _, server in case.arms)])
+        if not isinstance(case, Case):
+            continue
+        selected.append(case)
+        if item.get_closest_marker("skip") is None:
+            bench_session.preflight.plan([case.server, *(server for _, server in case.arms)])
+            if getattr(getattr(item, "module", None), "GATED", True) and not case.arms:
+                size += planned_rows(case.steps, bench_session.gate_metrics_for(case))
     _check_selected_cases(config, selected)
-    config.stash[SESSION_KEY].regression.family_size = max(size, 1)
+    bench_session.regression.family_size = max(size, 1)
 
 
 def _check_options(config: pytest.Config) -> None:
-    """Option combinations and directories, refused before any server starts (exit code 4)."""
+    """Options, their combinations and directories, refused before any server starts (exit code 4)."""
+    try:
+        budget = Budget.parse(config.getoption("--restarts")) if config.getoption("--restarts") else None
+        if config.getoption("--gate-metrics"):
+            check_gate_metrics(config.getoption("--gate-metrics").split(","), "--gate-metrics")
+    except (BudgetError, SuiteError) as exc:
+        raise pytest.UsageError(str(exc)) from None
     try:
         options.check_restarts_gateable(
-            config.getoption("--restarts"), config.getoption("--gate"), config.getoption("--update-baselines")
+            budget.max_starts if budget else None, config.getoption("--gate"), config.getoption("--update-baselines")
         )
         options.resolve_dir(config.getoption("--baselines-dir"), config.rootpath, "--baselines-dir")
         results = options.resolve_dir(config.getoption("--results-dir"), Path.cwd(), "--results-dir")
@@ -247,6 +266,7 @@ class BenchSession:
         self.is_xdist_worker = hasattr(config, "workerinput")
         self.write_failed = False
         self.pending_baselines: list[tuple[Case, CaseResult]] = []  # written once the test has passed
+        self._ab_monitors: dict[str, Monitor] = {}
         self.regression = RegressionGate(
             self.baselines_dir, detected().hardware_id, tolerance=config.getoption("--tolerance")
         )
@@ -291,8 +311,23 @@ class BenchSession:
     def hardware_id(self) -> str:
         return detected().hardware_id
 
+    def budget_for(self, case: Case) -> Budget:
+        """--restarts (auto, N, MIN:MAX) over the suite file's ``restarts``."""
+        option = self.config.getoption("--restarts")
+        try:
+            return Budget.parse(option) if option else case.restarts
+        except BudgetError as exc:
+            raise pytest.UsageError(str(exc)) from exc
+
     def restarts_for(self, case: Case) -> int:
-        return self.config.getoption("--restarts") or case.restarts
+        """Starts of a case that does not look at a gate (correctness, cold start): the budget's minimum."""
+        return self.budget_for(case).min_starts
+
+    def gate_metrics_for(self, case: Case) -> tuple[str, ...]:
+        option = self.config.getoption("--gate-metrics")
+        if option:
+            return tuple(m.strip() for m in option.split(",") if m.strip())
+        return case.gate_metrics or DEFAULT_GATED_METRICS
 
     def scaled_steps(self, case: Case) -> list[tuple[str, Any]]:
         multiplier = INTENSITY_MULTIPLIERS[self.config.getoption("--intensity")]
@@ -306,25 +341,56 @@ class BenchSession:
             pytest.fail(rejection, pytrace=False)
 
     def run(self, case: Case) -> CaseResult:
-        """n fresh server starts of the case's server, each running every step; then baseline and gate."""
+        """Fresh server starts of the case's server, each running every step, then baseline or gate.
+
+        Recording a baseline runs the budget's maximum (every later gate's precision is capped by it); gating
+        runs rounds and looks after each from the budget's minimum on, until every row is decided, a row is
+        REGRESSED, or the budget is spent; without a comparable baseline there is nothing to look at: the minimum
+        runs (and conclude() says why)."""
         self.check_preflight([case.server])
+        budget = self.budget_for(case)
+        self.regression.gated_metrics = self.gate_metrics_for(case)
+        baseline = None
+        if not self.update_baselines:
+            try:
+                baseline = self.regression.baseline(case.suite, case.id)
+            except BaselineError as exc:
+                pytest.fail(str(exc), pytrace=False)
+        if baseline is not None and self.regression.mismatch(baseline, case.server, self.scaled_steps(case)[-1][1]):
+            baseline = None  # measured under another configuration: NOT COMPARED, with the fields listed
+        monitor = self.regression.monitor(budget)
+
+        def stop(n: int, results: dict[str, CaseResult]) -> bool:
+            assert baseline is not None
+            monitor.look(n, self.regression.look(baseline, case.id, results[""], budget))
+            self.progress(monitor.progress_line(case.id))
+            return monitor.done
+
+        restarts = budget.max_starts if (self.update_baselines or baseline is not None) else budget.min_starts
         result = run_case(
             case.id,
             case.server,
             self.scaled_steps(case),
             self.launcher(),
-            self.restarts_for(case),
+            restarts,
             self.log_dir,
             self.progress,
+            first_look=budget.looks[0],
+            stop=stop if baseline is not None else None,
         )
-        self.conclude(case, result)
+        self.conclude(case, result, monitor if baseline is not None else None)
         return result
 
-    def conclude(self, case: Case, result: CaseResult) -> None:
+    def conclude(self, case: Case, result: CaseResult, monitor: Monitor | None = None) -> None:
         """Record the case's baseline or gate it, keep its document (and pytest-benchmark records), and fail the
-        test when the gate says so."""
-        rows = self._baseline_or_gate(case, result)
-        self.record(case, result, gate=[row.to_dict() for row in rows])
+        test when the gate says so. With the ``monitor`` of a sequential run its rows and looks are the verdict."""
+        if monitor is not None and monitor.looks:
+            rows = monitor.final()
+            self.regression.rows += rows
+        else:
+            rows = self._baseline_or_gate(case, result)
+        looks = monitor.looks if monitor is not None else []
+        self.record(case, result, gate=[row.to_dict() for row in rows], gate_looks=looks)
         if _benchmark_storage_requested(self.config):
             record_benchmarks(
                 benchmark_session_of(self.config), self.current_item, case.id, result.values(), detected().fingerprint()
@@ -357,23 +423,52 @@ class BenchSession:
         self.progress(f"[{case.id}] baseline written: {path}")
 
     def compare_arms(self, case: Case, a: CaseResult, b: CaseResult) -> list[Comparison]:
-        """The second arm against the first, as gate rows (reported with the case, never failing it)."""
-        rows = self.regression.compare_arms(case.id, a, b, case.suite)
-        self.annotate(ab=[row.to_dict() for row in rows])
+        """Arm ``b`` against arm ``a`` (the first), as two-sided rows (reported with the case, never failing it):
+        the sequential run's final rows when ``run_ab`` looked, else one look at the starts made."""
+        monitor = self._ab_monitors.get(case.id)
+        config_id = f"{case.id}: {_arm_name(b)} vs {_arm_name(a)}"
+        rows = [r for r in monitor.final() if r.config_id == config_id] if monitor is not None else []
+        if not rows:
+            rows = self.regression.compare_arms(config_id, a, b, case.suite, comparisons=max(len(case.arms) - 1, 1))
+        earlier = self._last.get("ab", []) if self._last is not None else []  # arms after the first, in turn
+        ab = [*earlier, *(row.to_dict() for row in rows)]
+        self.annotate(ab=ab, ab_looks=monitor.looks if monitor is not None else [])
         return rows
 
     def run_ab(self, case: Case) -> dict[str, CaseResult]:
-        """The case's arms, interleaved start by start (A, B, A, B, ...), n starts per arm."""
+        """The case's arms, interleaved start by start (A, B, A, B, ...): rounds until every row of every arm
+        against the first is decided (two-sided) or the budget is spent."""
         self.check_preflight([server for _, server in case.arms])
+        budget = self.budget_for(case)
+        self.regression.gated_metrics = self.gate_metrics_for(case)
+        monitor = self.regression.monitor(budget, gating=False)
+        first = case.arms[0][0]
+        others = [name for name, _ in case.arms[1:]]
+
+        def stop(n: int, results: dict[str, CaseResult]) -> bool:
+            rows = [
+                row
+                for name in others
+                for row in self.regression.compare_arms(
+                    f"{case.id}: {name} vs {first}", results[first], results[name], case.suite, budget, len(others)
+                )
+            ]
+            monitor.look(n, rows)
+            self.progress(monitor.progress_line(case.id))
+            return monitor.done
+
         results = run_ab(
             case.id,
             case.arms,
             self.scaled_steps(case),
             self.launcher(),
-            self.restarts_for(case),
+            budget.max_starts,
             self.log_dir,
             self.progress,
+            first_look=budget.looks[0],
+            stop=stop,
         )
+        self._ab_monitors[case.id] = monitor
         for arm, result in results.items():
             self.record(case, result, arm=arm, ab_group=case.id, case_id=f"{case.id}[{arm}]")
         return results
@@ -393,7 +488,8 @@ class BenchSession:
     def record(self, case: Case, result: CaseResult, case_id: str | None = None, **extra: Any) -> dict:
         """Attach the case's document to the running test's report; the session collects it from there, so the
         same path works in one process and across pytest-xdist workers (reports travel to the controller)."""
-        doc = case_document(case_id or case.id, case.suite, case.hardware, result, extra)
+        variance = {key: c.to_dict() for key, c in case_components(result.starts).items()}
+        doc = case_document(case_id or case.id, case.suite, case.hardware, result, {"variance": variance, **extra})
         if self.current_item is not None:
             self.current_item.user_properties.append((CASE_PROPERTY, doc))
         else:  # used as a library outside a test
@@ -424,7 +520,8 @@ class BenchSession:
             "command": "pytest " + " ".join(self.config.invocation_params.args),
             "xdist workers": self.config.getoption("numprocesses", None) or "none (serial)",
             "gate": f"{self.config.getoption('--gate')}, tolerance {self.regression.tolerance:g}, "
-            f"planned family {self.regression.family_size}",
+            f"planned family {self.regression.family_size} gated rows (Bonferroni), restarts "
+            f"{self.config.getoption('--restarts') or 'per suite file'}",
             "fingerprint": hw.fingerprint(),
         }
         document = session_document(self.cases, env)
@@ -435,6 +532,11 @@ class BenchSession:
             self.progress(f"results NOT written: {exc}")
             self.write_failed = True
         return self.results_path
+
+
+def _arm_name(result: CaseResult) -> str:
+    """"tiny-llama/.../c4[eager]" -> "eager": the arm of an A/B case result."""
+    return result.case_id.rsplit("[", 1)[-1].rstrip("]")
 
 
 def _absent_hardware_skips(skipped: list[Any]) -> dict[str, int]:

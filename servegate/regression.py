@@ -1,13 +1,16 @@
-"""Where runs meet their baselines: record a case as the new baseline, or gate it against the stored one.
+"""Where runs meet their baselines: record a case as the new baseline, or gate it against the stored one, look by
+look as its starts accumulate (servegate.sequential, servegate.gate.Monitor).
 
-Each test decides its verdict when it finishes, before the session's other comparisons exist, so the multiple-
-comparison correction uses the session's *planned* family size M (every gated metric of every selected case):
-a p-value is adjusted to min(1, p·M), the first and strictest step of Holm's procedure. The family-wise false
-REGRESSED rate therefore stays ≤ α for the whole session, under pytest-xdist too (every worker plans the same M).
+Each test decides its verdicts while it runs, before the session's other comparisons exist, so the multiple-
+comparison correction uses the session's *planned* family size M (every gated row of every selected case that
+gates): each row's significance budget is alpha / M, spent over its looks. The family-wise false REGRESSED rate
+therefore stays <= alpha for the whole session, under pytest-xdist too (every worker plans the same M). This is
+Bonferroni over rows, not Holm: Holm's step-down needs every p-value of the session at once.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,9 +26,12 @@ from servegate.baseline import (
     refusal_reasons,
     save_baseline,
 )
-from servegate.gate import DEFAULT_GATED_METRICS, Comparison, decide_in_family, evaluate
+from servegate.config import LoadConfig, ServerConfig
+from servegate.gate import DEFAULT_GATED_METRICS, Comparison, Monitor, evaluate
+from servegate.load.profiles import saturation_levels
 from servegate.runner import CaseResult
-from servegate.stats import DEFAULT_TOLERANCE, Verdict
+from servegate.sequential import Budget, levels_at
+from servegate.stats import DEFAULT_ALPHA, DEFAULT_TOLERANCE, Verdict
 
 
 @dataclass
@@ -35,6 +41,7 @@ class RegressionGate:
     tolerance: float = DEFAULT_TOLERANCE
     family_size: int = 1
     gated_metrics: tuple[str, ...] = DEFAULT_GATED_METRICS
+    alpha: float = DEFAULT_ALPHA
     rows: list[Comparison] = field(default_factory=list)
     read_digests: dict[Path, str | None] = field(default_factory=dict)  # baseline files as seen at case start
 
@@ -73,22 +80,41 @@ class RegressionGate:
         expected = self.read_digests.get(self.path_for(suite, case_id), UNREAD)
         return save_baseline(self.baselines_dir, self.as_baseline(suite, case_id, result, forced), expected)
 
-    def check(self, suite: str, case_id: str, result: CaseResult) -> list[Comparison]:
-        """Rows for this case against its baseline; a missing baseline is one NOT COMPARED row saying how to make
-        one. A corrupted baseline raises ``BaselineError`` naming the file and what is wrong."""
-        baseline = find_baseline(self.baselines_dir, self.hardware_id, suite, case_id)
+    def baseline(self, suite: str, case_id: str) -> Baseline | None:
+        """The stored baseline, None when there is none; a corrupted one raises ``BaselineError`` naming the file."""
+        return find_baseline(self.baselines_dir, self.hardware_id, suite, case_id)
+
+    def mismatch(self, baseline: Baseline, server: ServerConfig, load: LoadConfig) -> list[str]:
+        """The settings in which ``baseline`` was measured differently (``field: then -> now``); empty when it can be
+        compared with a run of ``server`` under ``load``."""
+        return config_diff(baseline, server, load)
+
+    def missing(self, suite: str, case_id: str) -> list[Comparison]:
+        path = self.path_for(suite, case_id)
+        reason = f"not compared: no baseline at {path}; record one with --update-baselines"
+        return [Comparison(case_id, "*", Verdict.NOT_COMPARED, reason, tolerance=self.tolerance)]
+
+    def look(self, baseline: Baseline, case_id: str, result: CaseResult, budget: Budget) -> list[Comparison]:
+        """The rows of one look at the current starts (n = how many there are) against the baseline."""
+        n = len(result.starts)
+        return evaluate(
+            result.values(),
+            baseline,
+            self.gated_metrics,
+            self.tolerance,
+            self.alpha,
+            current_fingerprint=_fingerprint(result),
+            config_id=case_id,
+            levels=levels_at(n, budget, self.family_size, self.alpha),
+            family_size=self.family_size,
+        )
+
+    def check(self, suite: str, case_id: str, result: CaseResult, budget: Budget | None = None) -> list[Comparison]:
+        """A finished case in one look (a fixed design of its starts, or the last look of ``budget``)."""
+        baseline = self.baseline(suite, case_id)
         if baseline is None:
-            path = self.path_for(suite, case_id)
-            rows = [
-                Comparison(
-                    case_id,
-                    "*",
-                    Verdict.NOT_COMPARED,
-                    f"not compared: no baseline at {path}; record one with --update-baselines",
-                    tolerance=self.tolerance,
-                )
-            ]
-        elif diff := config_diff(baseline, result.server, result.load):
+            rows = self.missing(suite, case_id)
+        elif diff := self.mismatch(baseline, result.server, result.load):
             rows = [
                 Comparison(
                     case_id,
@@ -99,23 +125,62 @@ class RegressionGate:
                 )
             ]
         else:
-            rows = evaluate(
-                result.values(),
-                baseline,
-                self.gated_metrics,
-                self.tolerance,
-                current_fingerprint=_fingerprint(result),
-                config_id=case_id,
-            )
-            rows = decide_in_family(rows, self.family_size)
+            n = len(result.starts)
+            rows = self.look(baseline, case_id, result, budget or Budget(max(n, 1), max(n, 1)))
         self.rows += rows
         return rows
 
-    def compare_arms(self, case_id: str, a: CaseResult, b: CaseResult, suite: str) -> list[Comparison]:
-        """Arm B against arm A of an ablation (same machine, same session): rows as the gate would give them,
-        corrected within this comparison only, since an ablation reports and does not gate."""
+    def compare_arms(
+        self,
+        case_id: str,
+        a: CaseResult,
+        b: CaseResult,
+        suite: str,
+        budget: Budget | None = None,
+        comparisons: int = 1,
+        paired: bool = True,
+    ) -> list[Comparison]:
+        """Arm B against arm A of an ablation (same machine, interleaved rounds): two-sided (which arm is better,
+        IMPROVED or REGRESSED, or equivalent within the tolerance), Welch and paired rounds each at half the
+        level when ``paired`` (a finding of either counts), corrected within the ablation's own rows
+        (``comparisons`` arms against the first), since an ablation reports and does not gate."""
         reference = self.as_baseline(suite, case_id, a)
-        return evaluate(b.values(), reference, self.gated_metrics, self.tolerance, config_id=case_id)
+        n = min(len(a.starts), len(b.starts))
+        budget = budget or Budget(max(n, 1), max(n, 1))
+        keys = [k for k in reference.values if k in self.gated_metrics or k.rsplit("/", 1)[-1] in self.gated_metrics]
+        family = max(len(keys), 1) * comparisons
+        return evaluate(
+            b.values(),
+            reference,
+            self.gated_metrics,
+            self.tolerance,
+            self.alpha,
+            config_id=case_id,
+            levels=levels_at(n, budget, family, self.alpha, two_sided=True),
+            family_size=family,
+            two_sided=True,
+            paired=paired,
+        )
+
+    def monitor(self, budget: Budget, gating: bool = True) -> Monitor:
+        """Looks for one case: a gated case stops at its first REGRESSED row (it fails whatever comes next); an
+        ablation runs until every row is decided, since it reports how the arms differ."""
+        return Monitor(budget, stop_on_regressed=gating)
+
+
+def planned_levels(load: LoadConfig) -> int:
+    """Load levels one step of this load reports: a sweep's synchronous, constant-rate and max-throughput levels,
+    a saturation search's concurrency levels (an upper bound: the search may stop early), else one."""
+    if load.profile == "sweep":
+        return 2 + load.sweep_rates
+    if load.profile == "saturation":
+        return len(saturation_levels(load))
+    return 1
+
+
+def planned_rows(steps: Sequence[tuple[str, LoadConfig]], gated_metrics: Sequence[str]) -> int:
+    """Gated rows a case will produce: every level of every step times every gated metric."""
+    return sum(planned_levels(load) for _, load in steps) * len(gated_metrics)
 
 
 class BaselineRefused(ValueError):

@@ -18,6 +18,7 @@ from servegate.config import LoadConfig, ServerConfig
 from servegate.launch.base import Launcher, StartupFacts
 from servegate.load.measure import LevelResult, measure
 from servegate.metrics import RunSummary
+from servegate.precision import WithinRun, within_run_of
 
 Progress = Callable[[str], None]
 Steps = Sequence[tuple[str, LoadConfig]]
@@ -33,6 +34,7 @@ class StartResult:
     log_path: str | None
     warmup_s: float
     server_lost: str | None = None  # the level during which the server died (its errors are counted there)
+    precision: dict[str, dict[str, WithinRun]] = field(default_factory=dict)  # level -> metric -> within-run CI
 
     @property
     def summary(self) -> RunSummary:
@@ -97,13 +99,19 @@ def run_start(
                 break
             if load.cooldown_s > 0:
                 time.sleep(load.cooldown_s)
-    result = StartResult(index, server.facts, levels, str(server.log_path), warmup_s, lost)
+    precision = {lv.label: within_run_of(lv.run.records, list(lv.summary.flat())) for lv in levels if lv.run}
+    result = StartResult(
+        index, server.facts, levels, str(server.log_path), warmup_s, server_lost=lost, precision=precision
+    )
     summary = result.summary
     say(
         f"{tag}: {summary.output_throughput:.0f} tok/s, TTFT p50 {summary.ttft.median:.1f} ms, "
         f"success {summary.success_rate:.0%} ({time.monotonic() - t:.0f} s)"
     )
     return result
+
+
+Looks = Callable[[int, dict[str, "CaseResult"]], bool]
 
 
 def run_case(
@@ -114,12 +122,12 @@ def run_case(
     restarts: int,
     log_dir: Path,
     progress: Progress | None = None,
+    first_look: int | None = None,
+    stop: Looks | None = None,
 ) -> CaseResult:
-    """``restarts`` rounds of: fresh server -> steps -> stop."""
-    result = CaseResult(case_id, server_config, steps[-1][1])
-    for i in range(restarts):
-        result.starts.append(run_start(case_id, server_config, steps, launcher, i, restarts, log_dir, progress))
-    return result
+    """Up to ``restarts`` rounds of: fresh server -> steps -> stop (see ``run_rounds``)."""
+    results = run_rounds(case_id, [("", server_config)], steps, launcher, restarts, log_dir, progress, first_look, stop)
+    return results[""]
 
 
 def run_ab(
@@ -130,11 +138,33 @@ def run_ab(
     restarts: int,
     log_dir: Path,
     progress: Progress | None = None,
+    first_look: int | None = None,
+    stop: Looks | None = None,
 ) -> dict[str, CaseResult]:
     """Interleaved arms: round i starts every arm once, in the listed order, each on a fresh server."""
-    results = {name: CaseResult(f"{case_id}[{name}]", config, steps[-1][1]) for name, config in arms}
+    return run_rounds(case_id, arms, steps, launcher, restarts, log_dir, progress, first_look, stop)
+
+
+def run_rounds(
+    case_id: str,
+    arms: Sequence[tuple[str, ServerConfig]],
+    steps: Steps,
+    launcher: Launcher,
+    restarts: int,
+    log_dir: Path,
+    progress: Progress | None = None,
+    first_look: int | None = None,
+    stop: Looks | None = None,
+) -> dict[str, CaseResult]:
+    """Rounds of one fresh start per arm (arms in the listed order), at most ``restarts`` rounds. From round
+    ``first_look`` on, ``stop(rounds_done, results)`` is asked after every round; True ends the case (the
+    sequential gate: every verdict decided). Without ``stop`` every round runs. An arm named "" is a plain case."""
+    load = steps[-1][1]
+    results = {name: CaseResult(f"{case_id}[{name}]" if name else case_id, config, load) for name, config in arms}
     for i in range(restarts):
         for name, config in arms:
-            start = run_start(f"{case_id}[{name}]", config, steps, launcher, i, restarts, log_dir, progress)
+            start = run_start(results[name].case_id, config, steps, launcher, i, restarts, log_dir, progress)
             results[name].starts.append(start)
+        if stop is not None and i + 1 >= (first_look or 1) and stop(i + 1, results):
+            break
     return results

@@ -22,6 +22,7 @@ to make each case an interleaved A/B ablation. Every error names the file, the k
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, get_args
@@ -31,6 +32,7 @@ import yaml
 from servegate.config import SLO, LoadConfig, ProfileKind, ServerConfig, dataclass_from_mapping, normalize_env
 from servegate.hardware import KNOWN_MARKERS
 from servegate.redact import is_secret_name, register_secret
+from servegate.sequential import Budget, BudgetError
 
 # A matrix multiplies cases; past this many per suite the run takes days and its plan does not fit in memory.
 MAX_CASES_PER_SUITE = 64
@@ -45,16 +47,18 @@ class SuiteError(ValueError):
 
 @dataclass(frozen=True)
 class Case:
-    """One test: a server config under one load, on one hardware target, repeated ``restarts`` times."""
+    """One test: a server config under one load, on one hardware target, with a budget of ``restarts`` starts
+    (fixed, or ``{min, max}`` for the sequential gate)."""
 
     suite: str
     hardware: str
     server: ServerConfig
     steps: tuple[tuple[str, LoadConfig], ...]  # ("", load) for a plain case; (phase, load) pairs for phases
-    restarts: int
+    restarts: Budget
     source: str  # the suite file, for messages
     options: tuple[tuple[str, Any], ...] = ()
     arms: tuple[tuple[str, ServerConfig], ...] = ()  # A/B ablation arms, interleaved start by start
+    gate_metrics: tuple[str, ...] | None = None  # the suite's primary metrics (``gate: {metrics: [...]}``)
 
     @property
     def load(self) -> LoadConfig:
@@ -103,9 +107,11 @@ def load_suite_file(path: Path) -> list[Case]:
 
 
 def _expand(name: str, hardware: str, body: dict, defaults: dict, where: str, source: str) -> list[Case]:
-    restarts = body.get("restarts", 2)
-    if not isinstance(restarts, int) or restarts < 1:
-        raise SuiteError(f"{where}.restarts: expected an integer >= 1, got {restarts!r}")
+    try:
+        restarts = Budget.from_suite(body.get("restarts", 2), where)
+    except BudgetError as exc:
+        raise SuiteError(str(exc)) from exc
+    gate_metrics = _gate_metrics(body.get("gate"), f"{where}.gate")
     base = Path(source).parent
     server_defaults = defaults.get("server") or {}
     servers = [
@@ -148,8 +154,38 @@ def _expand(name: str, hardware: str, body: dict, defaults: dict, where: str, so
             for arm, overrides in arms_spec.items()
         )
         for steps in step_sets:
-            cases.append(Case(name, hardware, server, steps, restarts, source, options, arms))
+            cases.append(Case(name, hardware, server, steps, restarts, source, options, arms, gate_metrics))
     return cases
+
+
+def _gate_metrics(spec: object, where: str) -> tuple[str, ...] | None:
+    """``gate: {metrics: [ttft_median_ms, output_throughput]}``: the rows this suite gates (a smaller family)."""
+    if spec is None:
+        return None
+    if not isinstance(spec, dict) or set(spec) - {"metrics"}:
+        raise SuiteError(f"{where}: expected a mapping with the key 'metrics' (a list of metric names)")
+    return check_gate_metrics(spec.get("metrics"), f"{where}.metrics")
+
+
+def check_gate_metrics(metrics: object, where: str) -> tuple[str, ...]:
+    """Metric names a gate can use, or a SuiteError naming ``where`` and what names look like."""
+    if not isinstance(metrics, list) or not metrics or not all(isinstance(m, str) and m.strip() for m in metrics):
+        raise SuiteError(f"{where}: expected a non-empty list of metric names, got {metrics!r}")
+    metrics = [m.strip() for m in metrics]
+    unknown = [m for m in metrics if not _METRIC_NAME.fullmatch(m)]
+    if unknown:
+        raise SuiteError(
+            f"{where}: not a per-start metric name: {', '.join(unknown)}; expected e.g. ttft_median_ms, "
+            "itl_p90_ms, tpot_mean_ms, e2el_median_ms, output_throughput, request_throughput"
+        )
+    return tuple(metrics)
+
+
+# The scalars of RunSummary.flat(): latency distributions by statistic, and the run-level rates.
+_METRIC_NAME = re.compile(
+    r"(ttft|itl|tpot|e2el)_(mean|median|p\d+(\.\d+)?)_ms|output_throughput|request_throughput"
+    r"|total_token_throughput|success_rate|goodput"
+)
 
 
 def _arm(server: ServerConfig, overrides: dict, where: str, base: Path) -> ServerConfig:

@@ -9,6 +9,7 @@ import pytest
 from servegate.correctness import greedy_outputs, load_golden, mismatches, save_golden
 
 SUITE = "correctness"
+GATED = False  # compares outputs with a golden file, no gate rows
 PROMPTS = Path(__file__).resolve().parents[1] / "datasets" / "prompts" / "correctness.txt"
 
 

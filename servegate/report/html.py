@@ -46,7 +46,8 @@ tbody tr:nth-child(even) td { background:#fafbfc; }
 .kv td { text-align:left; } .kv td:first-child { color:var(--muted); }
 .badge { display:inline-block; padding:1px 8px; border-radius:10px; font-size:11.5px; font-weight:600;
          background:#e4e7eb; color:#334e68; margin-right:4px; }
-.s-OK, .v-OK { background:#def7ec; color:#03543f; } .s-DEGRADED, .v-INCONCLUSIVE { background:#fdf6b2; color:#723b13; }
+.s-OK, .v-OK { background:#def7ec; color:#03543f; } .v-IMPROVED { background:#def7ec; color:#03543f; }
+.s-DEGRADED, .v-INCONCLUSIVE { background:#fdf6b2; color:#723b13; }
 .s-SATURATED { background:#e1effe; color:#1e429f; } .s-FAILING, .v-REGRESSED { background:#fde8e8; color:#9b1c1c; }
 .meta { color:var(--muted); font-size:12.5px; margin:2px 0 10px; word-break: break-all; }
 .grid { display:grid; grid-template-columns: repeat(auto-fit, minmax(560px, 1fr)); gap:12px; }
@@ -208,7 +209,8 @@ def render_overview(doc: Mapping[str, Any]) -> str:
         last = levels[-1]["label"] if levels else None
         statuses = level_statuses(case) if levels else []
         gates = gate_rows(case)
-        counts = {v: sum(1 for g in gates if g.get("verdict") == v) for v in ("REGRESSED", "INCONCLUSIVE", "OK")}
+        verdicts = ("REGRESSED", "INCONCLUSIVE", "OK", "IMPROVED")
+        counts = {v: sum(1 for g in gates if g.get("verdict") == v) for v in verdicts}
         gate = " ".join(badge(f"{n} {v}", f"v-{v}") for v, n in counts.items() if n) or '<span class="note">—</span>'
         rows.append((
             f'<a href="#{anchor(case)}">{esc(case.get("id"))}</a>',

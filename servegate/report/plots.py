@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-VERDICT_COLORS = {"REGRESSED": "#c0392b", "OK": "#2e8b57", "INCONCLUSIVE": "#d68910"}
+VERDICT_COLORS = {"REGRESSED": "#c0392b", "OK": "#2e8b57", "INCONCLUSIVE": "#d68910", "IMPROVED": "#1e8449"}
 STATUS_COLORS = {"OK": "#2e8b57", "DEGRADED": "#d68910", "SATURATED": "#2f6fb0", "FAILING": "#c0392b"}
 PALETTE = ["#2f6fb0", "#d35400", "#2e8b57", "#8e44ad", "#c0392b", "#16a085", "#7f8c8d", "#b7950b"]
 DPI = 110

@@ -83,6 +83,18 @@ def render_case(case: dict) -> list[str]:
     for key, title in (("gate", "gate"), ("ab", "A/B vs first arm")):
         for row in case.get(key, []):
             lines.append(f"  {title} {row['metric']}: {row['verdict']} - {row['reason']}")
+    for key in ("gate_looks", "ab_looks"):
+        if case.get(key):
+            looks = ", ".join(f"n={lk['n']}: {lk['decided']} decided, {lk['open']} open" for lk in case[key])
+            lines.append(f"  looks: {looks}")
+    variance = case.get("variance", {})
+    for row in [*case.get("gate", []), *case.get("ab", [])]:
+        split = variance.get(row["metric"])
+        if row["verdict"] == "INCONCLUSIVE" and split and split.get("advice") != "n/a":
+            lines.append(f"  precision {row['metric']}: {split['advice']}")
+    unsupported = sorted(k for k, v in variance.items() if v.get("unsupported_starts"))
+    if unsupported:
+        lines.append(f"  percentiles this run cannot support (too few requests): {', '.join(unsupported)}")
     return lines
 
 
