@@ -77,12 +77,14 @@ class Budget:
         if text == "auto":
             return cls()
         fixed = re.fullmatch(r"(\d+)", text)
-        if fixed:
-            n = int(fixed.group(1))
-            return cls(n, n)
         ranged = re.fullmatch(r"(\d+):(\d+)", text)
-        if ranged:
-            return cls(int(ranged.group(1)), int(ranged.group(2)))
+        try:
+            if fixed:
+                return cls(int(fixed.group(1)), int(fixed.group(1)))
+            if ranged:
+                return cls(int(ranged.group(1)), int(ranged.group(2)))
+        except BudgetError as exc:
+            raise BudgetError(f"--restarts {text!r}: {exc}") from None
         raise BudgetError(f"--restarts {text!r}: expected auto, N (fixed) or MIN:MAX (e.g. 3:12)")
 
     @classmethod

@@ -345,12 +345,31 @@ def suite_json_schema() -> dict[str, Any]:
         "additionalProperties": False,
         "properties": {
             "description": {"type": "string"},
-            "restarts": {"type": "integer", "minimum": 1, "default": 2},
+            "restarts": {
+                "description": "server starts per case: a fixed number, or a sequential budget {min, max}",
+                "default": 2,
+                "oneOf": [
+                    {"type": "integer", "minimum": 1},
+                    {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "minProperties": 1,
+                        "properties": {
+                            "min": {"type": "integer", "minimum": 1},
+                            "max": {"type": "integer", "minimum": 1},
+                        },
+                    },
+                ],
+            },
+            "gate": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {"metrics": {"type": "array", "minItems": 1, "items": {"type": "string"}}},
+            },
             "servers": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/ServerEntry"}},
             "loads": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/LoadConfig"}},
             "phases": {"type": "object", "minProperties": 1, "additionalProperties": {"$ref": "#/$defs/LoadConfig"}},
             "arms": {"type": "object", "minProperties": 2, "additionalProperties": {"$ref": "#/$defs/ArmOverrides"}},
-            "gate": {},
             "options": {"type": "object"},
         },
         "required": ["servers"],

@@ -18,7 +18,8 @@ import yaml
 
 from servegate.cli import main as cli_main
 from servegate.config import LoadConfig, ServerConfig
-from servegate.options import OptionError, ensure_fd_limit, parse_restarts, parse_tolerance
+from servegate.options import OptionError, ensure_fd_limit, parse_tolerance
+from servegate.sequential import Budget, BudgetError
 from servegate.suite import MAX_CASES_PER_SUITE, SuiteError, load_suite_file, suite_json_schema
 from servegate.testing.fakes import FAKE_SUITE_MODULE
 
@@ -125,13 +126,13 @@ def test_tolerance_outside_zero_one_is_refused(text: str) -> None:
 
 
 def test_tolerance_and_restarts_accept_sane_values() -> None:
-    assert parse_tolerance("0.03") == 0.03 and parse_restarts("5") == 5
+    assert parse_tolerance("0.03") == 0.03 and Budget.parse("5") == Budget(5, 5)
 
 
-@pytest.mark.parametrize("text", ["0", "-1", "two", "1.5"])
+@pytest.mark.parametrize("text", ["0", "-1", "two", "1.5", "0:3", "5:2"])
 def test_restarts_below_one_or_not_integer_is_refused(text: str) -> None:
-    with pytest.raises(OptionError, match="--restarts"):
-        parse_restarts(text)
+    with pytest.raises(BudgetError, match=f"--restarts '{text}'"):
+        Budget.parse(text)
 
 
 CONFTEST = 'pytest_plugins = ["servegate.plugin"]\n'
@@ -159,8 +160,8 @@ BAD_OPTIONS = {
     "tolerance-inf": (["--tolerance", "inf"], "--tolerance 'inf': must be a finite fraction"),
     "tolerance-negative": (["--tolerance", "-0.05"], "--tolerance '-0.05': must be a finite fraction"),
     "tolerance-above-one": (["--tolerance", "2"], "--tolerance '2': must be a finite fraction"),
-    "restarts-zero": (["--restarts", "0"], "--restarts '0': must be >= 1"),
-    "restarts-negative": (["--restarts", "-1"], "--restarts '-1': must be >= 1"),
+    "restarts-zero": (["--restarts", "0"], "--restarts '0': restarts: need 1 <= min <= max"),
+    "restarts-negative": (["--restarts", "-1"], "--restarts '-1': expected auto, N (fixed) or MIN:MAX"),
     "restarts-one-gated": (["--restarts", "1"], "--restarts 1: one server start per case cannot be gated"),
     "restarts-one-baseline": (["--restarts", "1", "--update-baselines"], "cannot be recorded as a baseline"),
     "baselines-dir-is-file": (["--baselines-dir", "afile"], "--baselines-dir 'afile': "),
