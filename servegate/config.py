@@ -15,6 +15,8 @@ from servegate.redact import is_secret_name
 LauncherKind = Literal["local", "docker", "external"]
 Endpoint = Literal["completions", "chat"]
 ProfileKind = Literal["synchronous", "concurrent", "constant", "poisson", "gamma", "sweep", "saturation"]
+RequestStyle = Literal["servegate", "vllm-bench"]
+REQUEST_STYLES: tuple[str, ...] = ("servegate", "vllm-bench")
 
 # Request counts are multiplied by these (seed 003 §5.1 "Test Multipliers").
 INTENSITY_MULTIPLIERS: dict[str, float] = {"quick": 0.5, "default": 1.0, "thorough": 3.0}
@@ -191,6 +193,10 @@ class LoadConfig:
     client_check: bool = True  # measure the client's ceiling against an instant stub and mark CLIENT-BOUND runs
     scrape_metrics: bool = True  # scrape the server's /metrics before, during and after each level
     scrape_interval_s: float = 1.0
+    # Request bodies: "servegate" pins decoding (temperature, per-request seed, ignore_eos) so that every start
+    # generates the same work; "vllm-bench" sends exactly what ``vllm bench serve`` sends (no temperature, no seed,
+    # repetition_penalty 1.0, ignore_eos only when set), for comparing numbers with that tool.
+    request_style: RequestStyle = "servegate"
 
     def __post_init__(self) -> None:
         if self.profile in ("constant", "poisson", "gamma") and not (self.rate and self.rate > 0):
@@ -203,6 +209,8 @@ class LoadConfig:
             raise ValueError("dataset 'images' sends images in chat messages: set endpoint: chat")
         if self.workers < 1:
             raise ValueError(f"workers must be >= 1, got {self.workers}")
+        if self.request_style not in REQUEST_STYLES:
+            raise ValueError(f"request_style must be one of {', '.join(REQUEST_STYLES)}, got {self.request_style!r}")
         if not isinstance(self.image_size, tuple):  # a YAML list; a tuple keeps the frozen dataclass hashable
             object.__setattr__(self, "image_size", tuple(self.image_size))
 
@@ -220,7 +228,8 @@ class LoadConfig:
             "saturation": lambda: "saturation",
         }[self.profile]()
         data = "" if self.dataset == "synthetic" else f"-{self.dataset}"  # only non-defaults: old ids stay valid
-        return f"{pace}-in{self.prompt_tokens}-out{self.output_tokens}{data}"
+        style = "" if self.request_style == "servegate" else f"-{self.request_style}"  # other work, other baseline
+        return f"{pace}-in{self.prompt_tokens}-out{self.output_tokens}{data}{style}"
 
     def scaled(self, multiplier: float) -> LoadConfig:
         """Request counts times ``multiplier`` (quick 0.5×, default 1×, thorough 3×), never below one request."""
