@@ -61,6 +61,8 @@ def build_payload(model: str, prompt: Prompt, load: LoadConfig, max_tokens: int,
     body: dict[str, Any]
     if load.request_style == "vllm-bench":
         if load.endpoint == "chat":
+            if not isinstance(prompt, list):  # vllm bench sends plain text as a list of content parts
+                messages = [{"role": "user", "content": [{"type": "text", "text": prompt}]}]
             body = {"model": model, "messages": messages, "max_completion_tokens": max_tokens}
         else:
             body = {"model": model, "prompt": prompt, "repetition_penalty": 1.0, "max_tokens": max_tokens}

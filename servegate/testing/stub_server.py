@@ -50,6 +50,7 @@ class StubStats:
     tokens_sent: int = 0
     # how late the stub itself wrote token events against their deadlines (s); bounded sample
     write_lateness: list[float] = field(default_factory=list)
+    first_bodies: list[bytes] = field(default_factory=list)  # the first request bodies, as sent (what clients send)
 
 
 def _chunk(payload: bytes) -> bytes:
@@ -173,6 +174,8 @@ class _Stub:
             proto.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(text), text))
             proto.finish()
             return
+        if len(self.stats.first_bodies) < 16:
+            self.stats.first_bodies.append(body)
         try:
             req = json.loads(body) if body else {}
         except ValueError:
