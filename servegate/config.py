@@ -195,7 +195,8 @@ class LoadConfig:
     scrape_interval_s: float = 1.0
     # Request bodies: "servegate" pins decoding (temperature, per-request seed, ignore_eos) so that every start
     # generates the same work; "vllm-bench" sends exactly what ``vllm bench serve`` sends (no temperature, no seed,
-    # repetition_penalty 1.0, ignore_eos only when set), for comparing numbers with that tool.
+    # repetition_penalty 1.0, ignore_eos only when set) and pools ITL per event as it does (events coalesced into
+    # one read give gaps of ~0), for comparing numbers with that tool.
     request_style: RequestStyle = "servegate"
 
     def __post_init__(self) -> None:

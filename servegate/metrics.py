@@ -6,7 +6,8 @@
 - E2EL: send -> last chunk that carries choices.
 - Throughputs: totals over the run's wall time (first send to last completion); only successful requests count.
 ITL spreads the time between two network reads over the events that the later read brought
-(``servegate.load.records.inter_token_latencies``); with one event per read, as is usual, it is vLLM's definition.
+(``servegate.load.records.inter_token_latencies``); with one event per read it is vLLM's definition, and with
+request_style "vllm-bench" it is vLLM's definition always (coalesced events give gaps of ~0).
 Percentiles are numpy's default (linear), as in vLLM. A request that got fewer tokens than asked with ignore_eos is
 not a success (validity), and neither is any error; success rate counts both. A metric whose value is not finite or
 not positive is named in ``RunSummary.unusable_metrics`` with the reason, so no consumer drops it silently.

@@ -107,5 +107,5 @@ def test_vllm_bench_request_style_sends_what_vllm_bench_serve_sends(endpoint: st
             asyncio.run(vllm_bench_once(stub.base_url, ignore_eos))
             result = run(stub, n=1, endpoint=endpoint, request_style="vllm-bench", ignore_eos=ignore_eos, seed=7)
             theirs, ours = (json.loads(body) for body in stub.stats.first_bodies)
-        assert result.records[0].outcome == "ok"
+        assert result.records[0].outcome == "ok" and result.records[0].itl_rule == "per-event"
         assert ours == theirs

@@ -59,6 +59,13 @@ def test_coalesced_reads_keep_itl_non_degenerate_and_consistent_with_tpot() -> N
     assert s.itl.count == 15
 
 
+def test_per_event_rule_is_vllm_bench_serve_itl() -> None:
+    r = rec(0, 0.0, [0.10, 0.13, 0.13, 0.14], out=4)
+    r.itl_rule = "per-event"
+    assert r.itls == pytest.approx([0.03, 0.0, 0.01])
+    assert rec(0, 0.0, [0.10, 0.13, 0.13, 0.14], out=4).itls == pytest.approx([0.015, 0.015, 0.01])
+
+
 def test_failures_and_short_outputs_are_not_successes() -> None:
     good = rec(0, 0.0, [0.1, 0.2], out=2)
     short = rec(1, 0.0, [0.1], out=1, outcome="short")

@@ -19,7 +19,7 @@ import aiohttp
 
 from servegate.config import LoadConfig
 from servegate.load.http import HTTPPool, ResponseError
-from servegate.load.records import RequestRecord
+from servegate.load.records import ITLRule, RequestRecord
 from servegate.load.sse import SSEParser
 
 
@@ -256,8 +256,10 @@ async def run_requests(
         json.dumps(build_payload(model, prompts[i], load, max_tokens[i], index_of[i]), separators=(",", ":")).encode()
         for i in range(n)
     ]
+    itl_rule: ITLRule = "per-event" if load.request_style == "vllm-bench" else "spread"
     records = [
-        RequestRecord(index_of[i], load.prompt_tokens, max_tokens[i], scheduled_at=0.0) for i in range(n)
+        RequestRecord(index_of[i], load.prompt_tokens, max_tokens[i], scheduled_at=0.0, itl_rule=itl_rule)
+        for i in range(n)
     ]
     for i, prompt in enumerate(prompts):
         if isinstance(prompt, Request):

@@ -8,6 +8,10 @@ from typing import Literal
 # How a request can end. "ok" is the only success; "short" is the validity failure of design.md: the server said
 # 200 but produced fewer tokens than asked while ignore_eos was set.
 Outcome = Literal["ok", "short", "http_error", "timeout", "cut_stream", "malformed", "connect_error", "stream_error"]
+# How events that arrived in one network read become inter-token latencies (see ``inter_token_latencies``):
+# "spread" shares the read's gap among them; "per-event" gives each its own gap, 0 after the first, which is
+# ``vllm bench serve``'s number to within its parsing time (request_style "vllm-bench").
+ITLRule = Literal["spread", "per-event"]
 
 
 @dataclass
@@ -26,6 +30,7 @@ class RequestRecord:
     error: str | None = None
     text: str | None = None
     malformed_events: int = 0
+    itl_rule: ITLRule = "spread"
 
     @property
     def success(self) -> bool:
@@ -47,8 +52,11 @@ class RequestRecord:
 
     @property
     def itls(self) -> list[float]:
-        """Inter-token latencies, one per streamed event after the first (see ``inter_token_latencies``)."""
-        return inter_token_latencies(self.chunk_times)
+        """Inter-token latencies, one per streamed event after the first, by this record's ``itl_rule``."""
+        t = self.chunk_times
+        if self.itl_rule == "per-event":
+            return [t[i] - t[i - 1] for i in range(1, len(t))]
+        return inter_token_latencies(t)
 
     @property
     def tpot(self) -> float | None:
