@@ -116,3 +116,13 @@ def test_request_style_is_validated_and_keys_its_own_baseline() -> None:
         LoadConfig(request_style="vllm")  # type: ignore[arg-type]
     assert LoadConfig().id == "c8-in128-out64"
     assert LoadConfig(request_style="vllm-bench").id == "c8-in128-out64-vllm-bench"
+
+
+def test_stub_first_token_times_split_the_client_ttft() -> None:
+    with StubServer(StubConfig(ttft_s=0.005, itl_s=0.001)) as stub:
+        result = run(stub, n=8, seed=100)
+        times = {seed: (read, wrote) for seed, read, wrote in stub.stats.first_token}
+    for r in result.records:
+        read, wrote = times[100 + r.index]  # the request's seed names it
+        assert r.sent_at <= read <= wrote <= r.chunk_times[0]
+        assert wrote - read >= 0.005 - 1e-4  # the stub's timer may fire a little early; never much
