@@ -125,4 +125,4 @@ def test_stub_first_token_times_split_the_client_ttft() -> None:
     for r in result.records:
         read, wrote = times[100 + r.index]  # the request's seed names it
         assert r.sent_at <= read <= wrote <= r.chunk_times[0]
-        assert wrote - read >= 0.005 - 1e-4  # the stub's timer may fire a little early; never much
+        assert wrote - read >= 0.005 - 0.002  # event-loop timers may fire up to a millisecond early
