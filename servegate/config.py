@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import field, fields, replace
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import ConfigDict, Field, ValidationError
 from pydantic.dataclasses import dataclass
@@ -22,6 +22,8 @@ from servegate.redact import MASK, is_secret_name, is_secret_value
 LauncherKind = Literal["local", "docker", "external"]
 Endpoint = Literal["completions", "chat"]
 ProfileKind = Literal["synchronous", "concurrent", "constant", "poisson", "gamma", "sweep", "saturation"]
+RequestStyle = Literal["servegate", "vllm-bench"]
+REQUEST_STYLES: tuple[str, ...] = get_args(RequestStyle)
 
 # Request counts are multiplied by these (seed 003 §5.1 "Test Multipliers").
 INTENSITY_MULTIPLIERS: dict[str, float] = {"quick": 0.5, "default": 1.0, "thorough": 3.0}
@@ -219,6 +221,11 @@ class LoadConfig:
     client_check: bool = True  # measure the client's ceiling against an instant stub and mark CLIENT-BOUND runs
     scrape_metrics: bool = True  # scrape the server's /metrics before, during and after each level
     scrape_interval_s: PositiveFloat = 1.0
+    # Request bodies: "servegate" pins decoding (temperature, per-request seed, ignore_eos) so that every start
+    # generates the same work; "vllm-bench" sends exactly what ``vllm bench serve`` sends (no temperature, no seed,
+    # repetition_penalty 1.0, ignore_eos only when set) and pools ITL per event as it does (events coalesced into
+    # one read give gaps of ~0), for comparing numbers with that tool.
+    request_style: RequestStyle = "servegate"
 
     def __post_init__(self) -> None:
         if self.profile in ("constant", "poisson", "gamma") and not (self.rate and self.rate > 0):
@@ -242,7 +249,8 @@ class LoadConfig:
             "saturation": lambda: "saturation",
         }[self.profile]()
         data = "" if self.dataset == "synthetic" else f"-{self.dataset}"  # only non-defaults: old ids stay valid
-        return f"{pace}-in{self.prompt_tokens}-out{self.output_tokens}{data}"
+        style = "" if self.request_style == "servegate" else f"-{self.request_style}"  # other work, other baseline
+        return f"{pace}-in{self.prompt_tokens}-out{self.output_tokens}{data}{style}"
 
     def scaled(self, multiplier: float) -> LoadConfig:
         """Request counts times ``multiplier`` (quick 0.5×, default 1×, thorough 3×), never below one request."""

@@ -5,13 +5,19 @@
 - TPOT: per request, (E2EL - TTFT) / (output tokens - 1), output tokens from the usage event.
 - E2EL: send -> last chunk that carries choices.
 - Throughputs: totals over the run's wall time (first send to last completion); only successful requests count.
+ITL spreads the time between two network reads over the events that the later read brought
+(``servegate.load.records.inter_token_latencies``); with one event per read it is vLLM's definition, and with
+request_style "vllm-bench" it is vLLM's definition always (coalesced events give gaps of ~0).
 Percentiles are numpy's default (linear), as in vLLM. A request that got fewer tokens than asked with ignore_eos is
-not a success (validity), and neither is any error; success rate counts both.
+not a success (validity), and neither is any error; success rate counts both. A metric whose value is not finite or
+not positive is named in ``RunSummary.unusable_metrics`` with the reason, so no consumer drops it silently.
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -44,14 +50,15 @@ class Distribution:
         if not values_s:
             nan = float("nan")
             return cls(nan, nan, nan, {_pname(p): nan for p in percentiles}, 0)
-        ms = np.asarray(values_s, dtype=float) * 1000.0
-        return cls(
-            float(ms.mean()),
-            float(np.median(ms)),
-            float(ms.std()),
-            {_pname(p): float(np.percentile(ms, p)) for p in percentiles},
-            int(ms.size),
-        )
+        with np.errstate(all="ignore"):  # an inf or a huge value gives inf/nan statistics, never a warning or crash
+            ms = np.asarray(values_s, dtype=float) * 1000.0
+            return cls(
+                float(ms.mean()),
+                float(np.median(ms)),
+                float(ms.std()),
+                {_pname(p): float(np.percentile(ms, p)) for p in percentiles},
+                int(ms.size),
+            )
 
 
 def _pname(p: float) -> str:
@@ -89,6 +96,8 @@ class RunSummary:
     client_bound: bool = False  # CLIENT-BOUND: numbers may measure the client, not the server
     client_bound_reason: str = ""
     http_statuses: dict[str, int] = field(default_factory=dict)  # non-200 status -> count
+    # flat() metric -> why its value cannot be compared as a ratio ("not finite (nan)", "zero", ...)
+    unusable_metrics: dict[str, str] = field(default_factory=dict)
 
     def flat(self) -> dict[str, float]:
         """The scalar metrics that statistics and baselines work on, named ``<metric>_<stat>_ms`` or plainly."""
@@ -125,7 +134,7 @@ def summarize(
     in_tokens = sum(r.prompt_tokens or 0 for r in ok)
     out_tokens = sum(r.output_tokens or 0 for r in ok)
     errors = [f"#{r.index} {r.outcome}: {r.error}" for r in records if not r.success and r.error]
-    return RunSummary(
+    summary = RunSummary(
         num_requests=len(records),
         completed=len(ok),
         success_rate=len(ok) / len(records) if records else 0.0,
@@ -149,6 +158,28 @@ def summarize(
         loop_lag_p99_ms=run.loop_lag_p99_s * 1000.0,
         http_statuses=dict(Counter(str(r.http_status) for r in records if r.http_status not in (None, 200))),
     )
+    summary.unusable_metrics = unusable_metrics(summary.flat())
+    return summary
+
+
+def unusable_metrics(values: Mapping[str, float]) -> dict[str, str]:
+    """Each metric whose value cannot enter a ratio or a log (not finite, zero, negative), with the reason.
+
+    Such values are real outcomes (no successful request gives NaN latencies and zero throughput; a stream whose
+    tokens all came in one read gives ITL 0), but a comparison of them would be meaningless or crash, so they are
+    listed by name for the report and the gate instead of being dropped.
+    """
+    out: dict[str, str] = {}
+    for name, value in values.items():
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            out[name] = f"not a number ({type(value).__name__})"
+        elif not math.isfinite(value):
+            out[name] = f"not finite ({value})"
+        elif value == 0:
+            out[name] = "zero"
+        elif value < 0:
+            out[name] = f"negative ({value:g})"
+    return out
 
 
 def _goodput(ok: list, slo: SLO | None, duration: float) -> float | None:

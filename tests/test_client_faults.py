@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from servegate.config import LoadConfig
@@ -77,3 +79,50 @@ def test_rate_schedule_is_kept_and_send_lag_small() -> None:
     for r, due in zip(sorted(result.records, key=lambda r: r.index), offsets, strict=True):
         assert r.sent_at - start >= due - 1e-6  # never early
     assert summarize(result).send_lag_p99_ms < 20.0  # generous: CI machines are shared
+
+
+@pytest.mark.parametrize("endpoint", ["completions", "chat"])
+def test_vllm_bench_request_style_sends_what_vllm_bench_serve_sends(endpoint: str) -> None:
+    """The body is compared with the one vLLM's own benchmark request function sends to the same stub."""
+    import asyncio
+
+    import aiohttp
+
+    vllm_requests = pytest.importorskip("vllm.benchmarks.lib.endpoint_request_func")
+    send = {
+        "completions": vllm_requests.async_request_openai_completions,
+        "chat": vllm_requests.async_request_openai_chat_completions,
+    }[endpoint]
+    path = "/v1/completions" if endpoint == "completions" else "/v1/chat/completions"
+
+    async def vllm_bench_once(base_url: str, ignore_eos: bool) -> None:
+        async with aiohttp.ClientSession() as session:
+            item = vllm_requests.RequestFuncInput(
+                prompt="hi", api_url=base_url + path, prompt_len=1, output_len=8, model="stub", ignore_eos=ignore_eos
+            )
+            assert (await send(item, session)).success
+
+    for ignore_eos in (False, True):
+        with StubServer(StubConfig(ttft_s=0.001, itl_s=0.0005)) as stub:
+            asyncio.run(vllm_bench_once(stub.base_url, ignore_eos))
+            result = run(stub, n=1, endpoint=endpoint, request_style="vllm-bench", ignore_eos=ignore_eos, seed=7)
+            theirs, ours = (json.loads(body) for body in stub.stats.first_bodies)
+        assert result.records[0].outcome == "ok" and result.records[0].itl_rule == "per-event"
+        assert ours == theirs
+
+
+def test_request_style_is_validated_and_keys_its_own_baseline() -> None:
+    with pytest.raises(ValueError, match="request_style must be one of servegate, vllm-bench, got 'vllm'"):
+        LoadConfig(request_style="vllm")  # type: ignore[arg-type]
+    assert LoadConfig().id == "c8-in128-out64"
+    assert LoadConfig(request_style="vllm-bench").id == "c8-in128-out64-vllm-bench"
+
+
+def test_stub_first_token_times_split_the_client_ttft() -> None:
+    with StubServer(StubConfig(ttft_s=0.005, itl_s=0.001)) as stub:
+        result = run(stub, n=8, seed=100)
+        times = {seed: (read, wrote) for seed, read, wrote in stub.stats.first_token}
+    for r in result.records:
+        read, wrote = times[100 + r.index]  # the request's seed names it
+        assert r.sent_at <= read <= wrote <= r.chunk_times[0]
+        assert wrote - read >= 0.005 - 0.002  # event-loop timers may fire up to a millisecond early

@@ -9,7 +9,7 @@ import pytest
 
 from servegate.config import SLO
 from servegate.load.client import RunResult
-from servegate.load.records import RequestRecord
+from servegate.load.records import RequestRecord, inter_token_latencies
 from servegate.metrics import direction_of, summarize
 
 
@@ -39,6 +39,33 @@ def test_definitions() -> None:
     assert s.success_rate == 1.0
 
 
+def test_events_coalesced_into_one_read_share_its_gap() -> None:
+    # reads at 0.10 (1 event), 0.13 (3 events), 0.14 (1 event): the 30 ms before the second read is 3 gaps of 10 ms
+    assert inter_token_latencies([0.10, 0.13, 0.13, 0.13, 0.14]) == pytest.approx([0.01, 0.01, 0.01, 0.01])
+    # extra events of the first read are spread over the next read's gap; gaps always sum to last - first
+    itls = inter_token_latencies([0.10, 0.10, 0.16, 0.17])
+    assert itls == pytest.approx([0.03, 0.03, 0.01]) and sum(itls) == pytest.approx(0.07)
+    # a stream that arrived in one read has no gap to spread
+    assert inter_token_latencies([0.2, 0.2, 0.2]) == [0.0, 0.0]
+    assert inter_token_latencies([0.2]) == [] and inter_token_latencies([]) == []
+
+
+def test_coalesced_reads_keep_itl_non_degenerate_and_consistent_with_tpot() -> None:
+    # 16 events delivered two per read every 20 ms: per-read gaps would pool to p50 = 0
+    times = [0.1 + 0.02 * (k // 2) for k in range(16)]
+    s = summarize(RunResult([rec(0, 0.0, times, out=16)], 0.0, 1.0, 0.0), percentiles=(50,))
+    assert s.itl.median == pytest.approx(10.0)
+    assert s.itl.mean * (16 - 1) == pytest.approx(s.tpot.mean * (16 - 1))
+    assert s.itl.count == 15
+
+
+def test_per_event_rule_is_vllm_bench_serve_itl() -> None:
+    r = rec(0, 0.0, [0.10, 0.13, 0.13, 0.14], out=4)
+    r.itl_rule = "per-event"
+    assert r.itls == pytest.approx([0.03, 0.0, 0.01])
+    assert rec(0, 0.0, [0.10, 0.13, 0.13, 0.14], out=4).itls == pytest.approx([0.015, 0.015, 0.01])
+
+
 def test_failures_and_short_outputs_are_not_successes() -> None:
     good = rec(0, 0.0, [0.1, 0.2], out=2)
     short = rec(1, 0.0, [0.1], out=1, outcome="short")
@@ -61,6 +88,27 @@ def test_goodput_counts_requests_meeting_every_slo() -> None:
 def test_empty_run_is_nan_not_an_error() -> None:
     s = summarize(RunResult([], 0.0, 1.0, 0.0))
     assert s.success_rate == 0.0 and math.isnan(s.ttft.median)
+
+
+def test_non_finite_and_zero_metrics_are_named_not_dropped() -> None:
+    s = summarize(RunResult([rec(0, 0.0, [0.3], out=0, outcome="http_error")], 0.0, 1.0, 0.0))
+    assert s.unusable_metrics["ttft_median_ms"] == "not finite (nan)"
+    assert s.unusable_metrics["output_throughput"] == "zero"
+    assert s.unusable_metrics["success_rate"] == "zero"
+    # every token in one read: ITL and TPOT are genuinely 0, and named as such
+    one_read = summarize(RunResult([rec(0, 0.0, [0.2, 0.2, 0.2], out=3)], 0.0, 1.0, 0.0))
+    decode = {name: "zero" for name in one_read.flat() if name.startswith(("itl_", "tpot_"))}
+    assert one_read.unusable_metrics == decode and len(decode) == 10
+    healthy = summarize(RunResult([rec(0, 0.0, [0.1, 0.2], out=2)], 0.0, 1.0, 0.0))
+    assert healthy.unusable_metrics == {}
+
+
+def test_extreme_values_do_not_crash() -> None:
+    huge = rec(0, 0.0, [1e306, 1e307, 1.7e308], out=3)
+    s = summarize(RunResult([huge, rec(1, 0.0, [0.1, 0.2], out=2)], 0.0, 1.0, 0.0))
+    assert not math.isfinite(s.ttft.mean) and not math.isfinite(s.e2el.std)
+    assert s.unusable_metrics["ttft_mean_ms"].startswith("not finite")
+    assert "request_throughput" not in s.unusable_metrics
 
 
 def test_directions() -> None:

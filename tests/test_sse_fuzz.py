@@ -94,3 +94,22 @@ def test_http_framing_never_raises(body: bytes, cuts: list[int], lose: bool) -> 
         assert record.ttft is None or record.ttft >= -1e9
 
     asyncio.run(go())
+
+
+TOKEN = EVENTS[0]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(min_value=1, max_value=40), st.lists(st.integers(min_value=0, max_value=10_000), max_size=12))
+def test_coalesced_reads_give_one_itl_per_event_summing_to_the_stream(events: int, cuts: list[int]) -> None:
+    # events written 10 ms apart, read back split anywhere (reads stamped 10 ms apart): however the bytes are
+    # grouped, ITL has one value per event after the first, none negative, summing to last minus first event
+    parser = SSEParser()
+    for k, piece in enumerate(split(TOKEN * events, cuts)):
+        parser.feed(piece, 0.01 * k)
+    times = parser.state.chunk_times
+    assert len(times) == events
+    itls = RequestRecord(0, 1, events, 0.0, chunk_times=times).itls
+    assert len(itls) == events - 1
+    assert all(gap >= 0 for gap in itls)
+    assert abs(sum(itls) - (times[-1] - times[0])) < 1e-9

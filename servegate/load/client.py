@@ -19,7 +19,7 @@ import aiohttp
 
 from servegate.config import LoadConfig
 from servegate.load.http import HTTPPool, ResponseError
-from servegate.load.records import RequestRecord
+from servegate.load.records import ITLRule, RequestRecord
 from servegate.load.sse import SSEParser
 
 
@@ -51,10 +51,27 @@ class RunResult:
 
 
 def build_payload(model: str, prompt: Prompt, load: LoadConfig, max_tokens: int, index: int) -> dict[str, Any]:
-    """The request body, identical in shape to what ``vllm bench serve`` sends."""
+    """The request body. Style "servegate" pins decoding so every start does the same work: temperature, a seed per
+    request, ignore_eos. Style "vllm-bench" is field for field what ``vllm bench serve`` (openai and openai-chat
+    backends) sends: no temperature (the server's default sampling), no seed, ``repetition_penalty`` 1.0 and
+    ``logprobs`` null on completions, ``ignore_eos`` only when asked."""
     if isinstance(prompt, Request):
         prompt = prompt.prompt
-    body: dict[str, Any] = {
+    messages = prompt if isinstance(prompt, list) else [{"role": "user", "content": prompt}]
+    body: dict[str, Any]
+    if load.request_style == "vllm-bench":
+        if load.endpoint == "chat":
+            if not isinstance(prompt, list):  # vllm bench sends plain text as a list of content parts
+                messages = [{"role": "user", "content": [{"type": "text", "text": prompt}]}]
+            body = {"model": model, "messages": messages, "max_completion_tokens": max_tokens}
+        else:
+            body = {"model": model, "prompt": prompt, "repetition_penalty": 1.0, "max_tokens": max_tokens}
+            body["logprobs"] = None
+        body.update({"stream": True, "stream_options": {"include_usage": True}})
+        if load.ignore_eos:
+            body["ignore_eos"] = True
+        return body
+    body = {
         "model": model,
         "max_tokens": max_tokens,
         "temperature": load.temperature,
@@ -64,7 +81,7 @@ def build_payload(model: str, prompt: Prompt, load: LoadConfig, max_tokens: int,
         "seed": load.seed + index,
     }
     if load.endpoint == "chat":
-        body["messages"] = prompt if isinstance(prompt, list) else [{"role": "user", "content": prompt}]
+        body["messages"] = messages
         body["max_completion_tokens"] = body.pop("max_tokens")
     else:
         body["prompt"] = prompt
@@ -239,8 +256,10 @@ async def run_requests(
         json.dumps(build_payload(model, prompts[i], load, max_tokens[i], index_of[i]), separators=(",", ":")).encode()
         for i in range(n)
     ]
+    itl_rule: ITLRule = "per-event" if load.request_style == "vllm-bench" else "spread"
     records = [
-        RequestRecord(index_of[i], load.prompt_tokens, max_tokens[i], scheduled_at=0.0) for i in range(n)
+        RequestRecord(index_of[i], load.prompt_tokens, max_tokens[i], scheduled_at=0.0, itl_rule=itl_rule)
+        for i in range(n)
     ]
     for i, prompt in enumerate(prompts):
         if isinstance(prompt, Request):

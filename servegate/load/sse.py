@@ -1,9 +1,11 @@
 """A server-sent-events parser for OpenAI-style streams that works on raw bytes and never raises.
 
-Each ``data:`` event is timestamped with the arrival time of the network chunk that completed it, which is what
-``vllm bench serve`` does too (it timestamps per decoded chunk). JSON is decoded only where a number is needed (the
-usage event) or where the caller wants the text; everything else is classified from bytes, so parsing stays cheap
-at thousands of events per second.
+Each ``data:`` event is timestamped with the arrival time of the network read that completed it, so events that
+came in one read share one time. ``vllm bench serve`` instead stamps each event when its parser reaches it, which
+differs from ours by microseconds of parsing; how coalesced events become inter-token latencies is decided in
+``servegate.load.records.inter_token_latencies``. JSON is decoded only where a number is needed (the usage event)
+or where the caller wants the text; everything else is classified from bytes, so parsing stays cheap at thousands
+of events per second.
 """
 
 from __future__ import annotations

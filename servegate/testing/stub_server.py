@@ -50,6 +50,11 @@ class StubStats:
     tokens_sent: int = 0
     # how late the stub itself wrote token events against their deadlines (s); bounded sample
     write_lateness: list[float] = field(default_factory=list)
+    first_bodies: list[bytes] = field(default_factory=list)  # the first request bodies, as sent (what clients send)
+    # per streamed request: (its seed, perf_counter when the stub read it, when it wrote the first token); perf_counter
+    # is CLOCK_MONOTONIC, shared by processes on one host, so a client can split its TTFT into send path, stub and
+    # receive path. Bounded sample.
+    first_token: list[tuple[int | None, float, float]] = field(default_factory=list)
 
 
 def _chunk(payload: bytes) -> bytes:
@@ -173,6 +178,8 @@ class _Stub:
             proto.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(text), text))
             proto.finish()
             return
+        if len(self.stats.first_bodies) < 16:
+            self.stats.first_bodies.append(body)
         try:
             req = json.loads(body) if body else {}
         except ValueError:
@@ -207,7 +214,8 @@ class _Stub:
             self.stats.tokens_sent += n
             proto.finish()
             return
-        self._stream(proto, chat, n, prompt_tokens, fault, cfg.ttft_s, itl, time.perf_counter())
+        seed = req.get("seed")
+        self._stream(proto, chat, n, prompt_tokens, fault, cfg.ttft_s, itl, time.perf_counter(), seed)
 
     def _stream(
         self,
@@ -219,19 +227,24 @@ class _Stub:
         ttft: float,
         itl: float,
         arrival: float,
+        seed: int | None = None,
     ) -> None:
         clock = time.perf_counter
         token = _TOKEN_CHAT if chat else _TOKEN_COMPLETION
         proto.write(_HEAD_OK)
         stop_at = (n // 2 if fault in ("cut", "short") else n) - 1  # the last token comes with usage
         lateness = self.stats.write_lateness
+        first_token = self.stats.first_token
 
         def emit(i: int) -> None:
             if proto.closed:
                 return
             deadline = arrival + ttft + i * itl
+            now = clock()
             if len(lateness) < 200_000:
-                lateness.append(clock() - deadline)
+                lateness.append(now - deadline)
+            if i == 0 and len(first_token) < 200_000:
+                first_token.append((seed if isinstance(seed, int) else None, arrival, now))
             if i < stop_at:
                 payload = token
                 if fault == "malformed" and i % 2 == 1:
@@ -357,6 +370,7 @@ def main(argv: list[str] | None = None) -> None:
             f"STATS requests={stub.stats.requests} lateness_p50_ms={p(0.5):.3f} lateness_p99_ms={p(0.99):.3f}",
             flush=True,
         )
+        print("FIRST_TOKEN " + json.dumps(stub.stats.first_token, separators=(",", ":")), flush=True)
 
     try:
         loop.run_until_complete(report_on_stdin_close())
