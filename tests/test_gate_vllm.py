@@ -6,7 +6,8 @@ every round as the plugin does, and print the starts each used.
 ~41% lower output throughput (234 -> 137 tok/s, one start each), far beyond noise and tolerance. Every arm uses
 ``--enforce-eager``: a start takes ~38 s instead of ~45 s, and the arms differ only in the one setting. Rounds are
 interleaved (baseline, same, slow, baseline, ...) so that load from other processes on this shared 2-core machine
-hits every arm alike. Budget 3..4 rounds: 9 to 12 starts, about six to eight minutes.
+hits every arm alike. Budget 3..4 rounds: 9 to 12 starts, six to eight minutes on a quiet machine (measured 17
+minutes with 12 starts at load average ~11, where the A/A arm's CoV reached ~10% and stayed INCONCLUSIVE).
 """
 
 from __future__ import annotations
