@@ -71,14 +71,19 @@ def test_connection_refused_is_a_connect_error() -> None:
     assert {r.outcome for r in result.records} == {"connect_error"}
 
 
-def test_rate_schedule_is_kept_and_send_lag_small() -> None:
+def test_rate_schedule_is_kept() -> None:
+    """Never early, in schedule order, and the lateness is what the summary reports. How small the lateness is
+    depends on the machine's load: bench/timing_accuracy.py measures it, a test on a shared machine cannot."""
     with StubServer(StubConfig(ttft_s=0.001, itl_s=0.001)) as stub:
         offsets = [i * 0.01 for i in range(20)]
         result = run(stub, n=20, concurrency=None, schedule=offsets)
     start = result.started_at
-    for r, due in zip(sorted(result.records, key=lambda r: r.index), offsets, strict=True):
+    records = sorted(result.records, key=lambda r: r.index)
+    for r, due in zip(records, offsets, strict=True):
         assert r.sent_at - start >= due - 1e-6  # never early
-    assert summarize(result).send_lag_p99_ms < 20.0  # generous: CI machines are shared
+    assert [r.sent_at for r in records] == sorted(r.sent_at for r in records)
+    lags = sorted(1000 * (r.sent_at - r.scheduled_at) for r in records)
+    assert summarize(result).send_lag_p99_ms == pytest.approx(lags[-1], abs=lags[-1] - lags[-2] + 1e-9)
 
 
 @pytest.mark.parametrize("endpoint", ["completions", "chat"])
