@@ -14,7 +14,9 @@ from servegate.redact import is_secret_name
 
 LauncherKind = Literal["local", "docker", "external"]
 Endpoint = Literal["completions", "chat"]
-ProfileKind = Literal["synchronous", "concurrent", "constant", "poisson", "gamma", "sweep", "saturation"]
+ProfileKind = Literal[
+    "synchronous", "concurrent", "constant", "poisson", "gamma", "sweep", "saturation", "capacity", "trace", "multiturn"
+]
 
 # Request counts are multiplied by these (seed 003 §5.1 "Test Multipliers").
 INTENSITY_MULTIPLIERS: dict[str, float] = {"quick": 0.5, "default": 1.0, "thorough": 3.0}
@@ -183,7 +185,7 @@ class LoadConfig:
     # --- load generator (issue 3); every field has a default so existing suite files keep their meaning ---
     warmup_seconds: float = 0.0  # warm up for this long too (in addition to warmup_requests); excluded from metrics
     sweep_rates: int = 4  # sweep: constant-rate levels between the synchronous and the max-throughput rate
-    dataset: Literal["synthetic", "sharegpt", "images"] = "synthetic"
+    dataset: Literal["synthetic", "sharegpt", "images", "mooncake"] = "synthetic"
     dataset_path: str | None = None  # ShareGPT-format JSON/JSONL for dataset "sharegpt"
     image_size: tuple[int, int] = (512, 512)  # width, height of synthetic document images (dataset "images")
     images_per_request: int = 1  # dataset "images": images attached to each chat request
@@ -191,6 +193,15 @@ class LoadConfig:
     client_check: bool = True  # measure the client's ceiling against an instant stub and mark CLIENT-BOUND runs
     scrape_metrics: bool = True  # scrape the server's /metrics before, during and after each level
     scrape_interval_s: float = 1.0
+    # --- workloads (capacity, Pareto, steady state, trace replay, multi-turn) ---
+    slo_limits: tuple[tuple[str, float], ...] = ()  # capacity: (RunSummary.flat() name, upper/lower bound) pairs
+    cliff_factor: float = 3.0  # capacity: a limited metric growing by this factor across one level is a cliff
+    pareto_interactivity: float | None = None  # tokens/s per user at which to read throughput per GPU off the front
+    steady_state: bool = False  # measure only the detected steady window (warmup and cool-down edges trimmed)
+    oversaturation_stop: bool = False  # sweep/saturation: stop climbing once a level's queue grows without bound
+    trace_block_tokens: int = 512  # trace replay: tokens per hash_id block (mooncake uses 512)
+    trace_time_scale: float = 1.0  # trace replay: multiply the trace's timestamps (0.5 = twice as fast)
+    turns: int = 3  # multi-turn synthetic conversations: user turns per conversation
 
     def __post_init__(self) -> None:
         if self.profile in ("constant", "poisson", "gamma") and not (self.rate and self.rate > 0):
@@ -203,6 +214,16 @@ class LoadConfig:
             raise ValueError("dataset 'images' sends images in chat messages: set endpoint: chat")
         if self.workers < 1:
             raise ValueError(f"workers must be >= 1, got {self.workers}")
+        if self.profile == "capacity" and not (self.slo_limits and len(self.concurrency_levels) >= 2):
+            raise ValueError("profile 'capacity' needs slo_limits (metric -> bound) and >= 2 concurrency_levels")
+        if self.profile == "trace" and not (self.dataset == "mooncake" and self.dataset_path):
+            raise ValueError("profile 'trace' replays a Mooncake JSONL file: set dataset: mooncake and dataset_path")
+        if self.profile == "trace" and self.endpoint != "completions":
+            raise ValueError("profile 'trace' sends token-id prompts (hash_id blocks): set endpoint: completions")
+        if self.dataset == "mooncake" and self.profile != "trace":
+            raise ValueError("dataset 'mooncake' carries its own schedule: set profile: trace")
+        if self.profile == "multiturn" and self.endpoint != "chat":
+            raise ValueError("profile 'multiturn' resends the conversation as chat messages: set endpoint: chat")
         if not isinstance(self.image_size, tuple):  # a YAML list; a tuple keeps the frozen dataclass hashable
             object.__setattr__(self, "image_size", tuple(self.image_size))
 
@@ -218,6 +239,9 @@ class LoadConfig:
             "gamma": lambda: f"gamma{self.rate:g}b{self.burstiness:g}",
             "sweep": lambda: "sweep",
             "saturation": lambda: "saturation",
+            "capacity": lambda: "capacity",
+            "trace": lambda: "trace",
+            "multiturn": lambda: f"multiturn-u{self.concurrency}",
         }[self.profile]()
         data = "" if self.dataset == "synthetic" else f"-{self.dataset}"  # only non-defaults: old ids stay valid
         return f"{pace}-in{self.prompt_tokens}-out{self.output_tokens}{data}"

@@ -61,6 +61,8 @@ def case_document(case_id: str, suite: str, hardware: str, result: CaseResult, e
                     for lv in s.levels
                 ],
                 "warmup_s": s.warmup_s,
+                "derived": s.derived,
+                "findings": s.findings,
                 "log_path": s.log_path,
             }
             for s in result.starts

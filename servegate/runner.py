@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from servegate.config import LoadConfig, ServerConfig
 from servegate.launch.base import Launcher, StartupFacts
@@ -32,6 +33,8 @@ class StartResult:
     levels: list[LevelResult]
     log_path: str | None
     warmup_s: float
+    derived: dict[str, float] = field(default_factory=dict)  # per-start values over levels: capacity, Pareto
+    findings: dict[str, Any] = field(default_factory=dict)  # what the report shows about them
 
     @property
     def summary(self) -> RunSummary:
@@ -58,6 +61,8 @@ class CaseResult:
             for level in start.levels:
                 for name, value in level.summary.flat().items():
                     out.setdefault(f"{level.label}/{name}" if multi else name, []).append(value)
+            for name, value in start.derived.items():
+                out.setdefault(name, []).append(value)
         return out
 
 
@@ -78,6 +83,8 @@ def run_start(
     say(f"{tag}: launching server")
     levels: list[LevelResult] = []
     warmup_s = 0.0
+    derived: dict[str, float] = {}
+    findings: dict[str, Any] = {}
     with launcher.start(server_config, log_dir) as server:
         say(f"{tag}: ready in {server.facts.time_to_ready_s or 0:.0f} s")
         for step_name, load in steps:
@@ -85,13 +92,15 @@ def run_start(
                 say(f"{tag}: step {step_name} ({load.profile}, {load.num_requests} requests)")
             measured = measure(server, load, say, salt=index)
             warmup_s += measured.warmup_s
+            derived.update({f"{step_name}/{k}" if step_name else k: v for k, v in measured.derived.items()})
+            findings.update({f"{step_name}/{k}" if step_name else k: v for k, v in measured.findings.items()})
             for level in measured.levels:
                 if step_name:
                     level.label = f"{step_name}/{level.label}" if len(measured.levels) > 1 else step_name
                 levels.append(level)
             if load.cooldown_s > 0:
                 time.sleep(load.cooldown_s)
-    result = StartResult(index, server.facts, levels, str(server.log_path), warmup_s)
+    result = StartResult(index, server.facts, levels, str(server.log_path), warmup_s, derived, findings)
     summary = result.summary
     say(
         f"{tag}: {summary.output_throughput:.0f} tok/s, TTFT p50 {summary.ttft.median:.1f} ms, "
