@@ -8,6 +8,7 @@ next (a token is accepted at position k only if it was at k - 1).
 
 from __future__ import annotations
 
+import itertools
 import json
 
 from fixtures.checks import assert_levels_succeeded
@@ -28,4 +29,4 @@ def test_spec_decode(case, bench) -> None:
         assert 0 <= sm["spec_acceptance_rate"] <= 1, sm
         assert 1 <= sm["spec_mean_acceptance_length"] <= 1 + k, sm
         positions = [sm[f"spec_acceptance_pos{i}"] for i in range(k)]
-        assert all(a >= b for a, b in zip(positions, positions[1:])), positions
+        assert all(a >= b for a, b in itertools.pairwise(positions)), positions
