@@ -42,10 +42,10 @@ DEFAULT_GATED_METRICS: tuple[str, ...] = (
     "e2el_median_ms",
     "output_throughput",
     "request_throughput",
-    # present only where a load asks for them (servegate.capacity, servegate.pareto); higher is better
-    "capacity_at_slo",
-    "throughput_per_gpu_at_interactivity",
 )
+# Per-start values over a step's levels, present only where a load asks for them (servegate.capacity: profile
+# capacity; servegate.pareto: pareto_interactivity); both higher is better.
+DERIVED_GATED_METRICS: tuple[str, ...] = ("capacity_at_slo", "throughput_per_gpu_at_interactivity")
 GateMode = Literal["default", "strict"]
 
 

@@ -107,6 +107,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         case = getattr(getattr(item, "callspec", None), "params", {}).get("case")
         if isinstance(case, Case) and item.get_closest_marker("skip") is None:
             size += len(case.steps) * len(DEFAULT_GATED_METRICS)
+            size += sum((ld.profile == "capacity") + (ld.pareto_interactivity is not None) for _, ld in case.steps)
     config.stash[SESSION_KEY].regression.family_size = max(size, 1)
 
 

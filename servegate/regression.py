@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from servegate.baseline import Baseline, Fingerprint, baseline_path, find_baseline, save_baseline
-from servegate.gate import DEFAULT_GATED_METRICS, Comparison, decide_in_family, evaluate
+from servegate.gate import DEFAULT_GATED_METRICS, DERIVED_GATED_METRICS, Comparison, decide_in_family, evaluate
 from servegate.runner import CaseResult
 from servegate.stats import DEFAULT_TOLERANCE, Verdict
 
@@ -23,7 +23,7 @@ class RegressionGate:
     hardware_id: str
     tolerance: float = DEFAULT_TOLERANCE
     family_size: int = 1
-    gated_metrics: tuple[str, ...] = DEFAULT_GATED_METRICS
+    gated_metrics: tuple[str, ...] = DEFAULT_GATED_METRICS + DERIVED_GATED_METRICS
     rows: list[Comparison] = field(default_factory=list)
 
     def path_for(self, suite: str, case_id: str) -> Path:
