@@ -1,44 +1,57 @@
-"""Capacity under an SLO and the interactivity/throughput front, with a planted regression as the second arm.
+"""Capacity under an SLO: the highest concurrency at which every limit of the suite's ``slo_limits`` holds.
 
-Every start runs the capacity search (bracket, then bisect) and then every candidate level (a brute-force sweep of
-the same levels): the search's boundary must be the sweep's. The sweep is also the Pareto front's data. The arms
-differ only in ``max_num_seqs``: fewer sequences in the batch means requests queue for a slot at lower concurrency,
-so capacity at the same SLO must fall, and the gate's comparison of the arms must say REGRESSED on it.
+Each start runs the capacity search (bracket, then bisect). When the case also has a ``sweep`` phase over the same
+levels (a brute-force sweep, which is also the Pareto front's data), the search's boundary must be the sweep's, start
+by start. When the case has arms, the second arm is a planted regression of the first (the CPU suite halves
+``max_num_seqs``: requests queue for a batch slot at lower concurrency), so capacity at the same SLO must fall and
+the comparison of the arms must say REGRESSED on ``capacity_at_slo``.
 """
 
 from __future__ import annotations
 
 from fixtures.checks import assert_levels_succeeded
 from servegate import capacity
+from servegate.runner import CaseResult
 from servegate.stats import Verdict
 
 SUITE = "capacity"
 
 
-def test_capacity(case, bench) -> None:
+def _check_against_sweep(case, bench, arm: str, result: CaseResult) -> list[str]:
     steps = dict(case.steps)
-    search_load, sweep_load = steps["search"], steps["sweep"]
-    assert sorted(sweep_load.concurrency_levels) == sorted(search_load.concurrency_levels)
-    results = bench.run_ab(case)
-    limits = capacity.parse_limits(search_load.slo_limits, search_load.percentiles)
+    search_step = next(name for name, load in case.steps if load.profile == "capacity")
+    search = steps[search_step]
+    sweep = steps.get("sweep")
+    if sweep is None:
+        return []
+    assert sorted(sweep.concurrency_levels) == sorted(search.concurrency_levels), "the sweep must cover the same levels"
+    limits = capacity.parse_limits(search.slo_limits, search.percentiles)
+    mismatches = []
+    for start in result.starts:
+        found = start.findings[f"{search_step}/capacity" if search_step else "capacity"]
+        swept = {lv.concurrency: lv.summary.flat() for lv in start.levels if lv.label.startswith("sweep/")}
+        reference = capacity.brute_force(sorted(swept), limits, swept.__getitem__, search.cliff_factor)
+        bench.progress(f"[{case.id}] {arm} start {start.start_index + 1}: search {found['text']}; "
+                       f"brute force {reference.describe()}")
+        if (found["boundary"], found["first_failing"]) != (reference.boundary, reference.first_failing):
+            mismatches.append(f"{arm} start {start.start_index + 1}: search {found['text']} vs brute force "
+                              f"{reference.describe()}; log {start.log_path}")
+    return mismatches
+
+
+def test_capacity(case, bench) -> None:
+    results = bench.run_ab(case) if case.arms else {"": bench.run(case)}
     mismatches = []
     for arm, result in results.items():
         assert_levels_succeeded(result)  # over capacity requests wait for a slot; they must still succeed
-        for start in result.starts:
-            found = start.findings["search/capacity"]
-            swept = {lv.concurrency: lv.summary.flat() for lv in start.levels if lv.label.startswith("sweep/")}
-            reference = capacity.brute_force(sorted(swept), limits, swept.__getitem__, search_load.cliff_factor)
-            bench.progress(f"[{case.id}] {arm} start {start.start_index + 1}: search {found['text']}; "
-                           f"brute force {reference.describe()}")
-            if (found["boundary"], found["first_failing"]) != (reference.boundary, reference.first_failing):
-                mismatches.append(f"{arm} start {start.start_index + 1}: search {found['text']} vs brute force "
-                                  f"{reference.describe()}; log {start.log_path}")
+        mismatches += _check_against_sweep(case, bench, arm, result)
+    assert not mismatches, "\n".join(mismatches)
+    if not case.arms:
+        return
     (name_a, a), (name_b, b) = results.items()
     rows = bench.compare_arms(case, a, b)
     for row in rows:
         bench.progress(f"  {name_b} vs {name_a}: {row.verdict.value}: {row.reason}")
-    assert not mismatches, "\n".join(mismatches)
-    verdicts = {row.metric.rsplit("/", 1)[-1]: row for row in rows if row.metric.endswith("capacity_at_slo")}
-    assert verdicts, f"no capacity_at_slo comparison among {[row.metric for row in rows]}"
-    row = next(iter(verdicts.values()))
+    row = next((r for r in rows if r.metric.rsplit("/", 1)[-1] == "capacity_at_slo"), None)
+    assert row is not None, f"no capacity_at_slo comparison among {[r.metric for r in rows]}"
     assert row.verdict is Verdict.REGRESSED, f"{name_b} should serve fewer users at the SLO than {name_a}: {row.reason}"

@@ -16,6 +16,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from matplotlib.ticker import NullFormatter, ScalarFormatter
 
 VERDICT_COLORS = {"REGRESSED": "#c0392b", "OK": "#2e8b57", "INCONCLUSIVE": "#d68910"}
 STATUS_COLORS = {"OK": "#2e8b57", "DEGRADED": "#d68910", "SATURATED": "#2f6fb0", "FAILING": "#c0392b"}
@@ -288,6 +289,9 @@ def capacity_chart(
             ax.axvspan(low, high, color="#2e8b57", alpha=0.15, label="95% CI over starts")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
+    for axis in (ax.xaxis, ax.yaxis):  # plain numbers, not 2^3 or 2x10^2
+        axis.set_major_formatter(ScalarFormatter())
+        axis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("concurrency", fontsize=9)
     ax.set_ylabel(metric, fontsize=9)
     ax.set_title(title, fontsize=10)
