@@ -111,7 +111,8 @@ class CapacityResult:
         if self.censored == "above":
             return f"capacity >= {self.boundary} (every level up to {self.boundary} holds {limits})"
         if self.censored == "below":
-            return f"capacity < {self.levels[0]}: the lowest level breaks {limits}"
+            broken = ", ".join(self.probes[0].violated) if self.probes else limits
+            return f"capacity < {self.levels[0]}: the lowest level breaks {broken}"
         cliff = f"; CLIFF x{self.cliff_factor:.1f}" if self.cliff else ""
         return f"capacity {self.capacity:.1f} (holds at {self.boundary}, breaks at {self.first_failing}){cliff}"
 
