@@ -21,7 +21,9 @@ from servegate.redact import MASK, is_secret_name, is_secret_value
 
 LauncherKind = Literal["local", "docker", "external"]
 Endpoint = Literal["completions", "chat"]
-ProfileKind = Literal["synchronous", "concurrent", "constant", "poisson", "gamma", "sweep", "saturation"]
+ProfileKind = Literal[
+    "synchronous", "concurrent", "constant", "poisson", "gamma", "sweep", "saturation", "capacity", "trace", "multiturn"
+]
 RequestStyle = Literal["servegate", "vllm-bench"]
 REQUEST_STYLES: tuple[str, ...] = get_args(RequestStyle)
 
@@ -213,7 +215,7 @@ class LoadConfig:
     # --- load generator (issue 3); every field has a default so existing suite files keep their meaning ---
     warmup_seconds: NonNegativeFloat = 0.0  # warm up this long too (besides warmup_requests); not measured
     sweep_rates: PositiveInt = 4  # sweep: constant-rate levels between the synchronous and the max-throughput rate
-    dataset: Literal["synthetic", "sharegpt", "images"] = "synthetic"
+    dataset: Literal["synthetic", "sharegpt", "images", "mooncake"] = "synthetic"
     dataset_path: str | None = None  # ShareGPT-format JSON/JSONL for dataset "sharegpt"
     image_size: tuple[PositiveInt, PositiveInt] = (512, 512)  # width, height of synthetic images (dataset "images")
     images_per_request: PositiveInt = 1  # dataset "images": images attached to each chat request
@@ -226,6 +228,15 @@ class LoadConfig:
     # repetition_penalty 1.0, ignore_eos only when set) and pools ITL per event as it does (events coalesced into
     # one read give gaps of ~0), for comparing numbers with that tool.
     request_style: RequestStyle = "servegate"
+    # --- workloads (capacity, Pareto, steady state, trace replay, multi-turn) ---
+    slo_limits: tuple[tuple[str, float], ...] = ()  # capacity: (RunSummary.flat() name, upper/lower bound) pairs
+    cliff_factor: PositiveFloat = 3.0  # capacity: a limited metric growing by this factor across one level is a cliff
+    pareto_interactivity: PositiveFloat | None = None  # tokens/s per user at which to read throughput per GPU
+    steady_state: bool = False  # measure only the detected steady window (warmup and cool-down edges trimmed)
+    oversaturation_stop: bool = False  # sweep/saturation: stop climbing once a level's queue grows without bound
+    trace_block_tokens: PositiveInt = 512  # trace replay: tokens per hash_id block (mooncake uses 512)
+    trace_time_scale: PositiveFloat = 1.0  # trace replay: multiply the trace's timestamps (0.5 = twice as fast)
+    turns: PositiveInt = 3  # multi-turn synthetic conversations: user turns per conversation
 
     def __post_init__(self) -> None:
         if self.profile in ("constant", "poisson", "gamma") and not (self.rate and self.rate > 0):
@@ -234,6 +245,16 @@ class LoadConfig:
             raise ValueError("dataset 'sharegpt' needs dataset_path: a local ShareGPT-format JSON or JSONL file")
         if self.dataset == "images" and self.endpoint != "chat":
             raise ValueError("dataset 'images' sends images in chat messages: set endpoint: chat")
+        if self.profile == "capacity" and not (self.slo_limits and len(self.concurrency_levels) >= 2):
+            raise ValueError("profile 'capacity' needs slo_limits (metric -> bound) and >= 2 concurrency_levels")
+        if self.profile == "trace" and not (self.dataset == "mooncake" and self.dataset_path):
+            raise ValueError("profile 'trace' replays a Mooncake JSONL file: set dataset: mooncake and dataset_path")
+        if self.profile == "trace" and self.endpoint != "completions":
+            raise ValueError("profile 'trace' sends token-id prompts (hash_id blocks): set endpoint: completions")
+        if self.dataset == "mooncake" and self.profile != "trace":
+            raise ValueError("dataset 'mooncake' carries its own schedule: set profile: trace")
+        if self.profile == "multiturn" and self.endpoint != "chat":
+            raise ValueError("profile 'multiturn' resends the conversation as chat messages: set endpoint: chat")
 
     @property
     def id(self) -> str:
@@ -247,6 +268,9 @@ class LoadConfig:
             "gamma": lambda: f"gamma{self.rate:g}b{self.burstiness:g}",
             "sweep": lambda: "sweep",
             "saturation": lambda: "saturation",
+            "capacity": lambda: "capacity",
+            "trace": lambda: "trace",
+            "multiturn": lambda: f"multiturn-u{self.concurrency}",
         }[self.profile]()
         data = "" if self.dataset == "synthetic" else f"-{self.dataset}"  # only non-defaults: old ids stay valid
         style = "" if self.request_style == "servegate" else f"-{self.request_style}"  # other work, other baseline

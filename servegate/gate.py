@@ -49,6 +49,9 @@ DEFAULT_GATED_METRICS: tuple[str, ...] = (
     "output_throughput",
     "request_throughput",
 )
+# Per-start values over a step's levels, present only where a load asks for them (servegate.capacity: profile
+# capacity; servegate.pareto: pareto_interactivity); both higher is better.
+DERIVED_GATED_METRICS: tuple[str, ...] = ("capacity_at_slo", "throughput_per_gpu_at_interactivity")
 GateMode = Literal["default", "strict"]
 _CODES = (Verdict.REGRESSED, Verdict.OK, Verdict.INCONCLUSIVE, Verdict.IMPROVED)
 _MAX_LOG_RATIO = 700.0  # exp() of more overflows a float: such a "ratio" is a broken measurement, not a finding

@@ -28,6 +28,9 @@ from servegate.load.client import RunResult
 
 Direction = Literal["lower", "higher"]
 LATENCIES = ("ttft", "itl", "tpot", "e2el")
+# Measured by the server (/metrics deltas) or the power meter rather than the client, yet gateable like the rest.
+SERVER_SIDE_METRICS = ("prefix_cache_hit_rate", "spec_acceptance_rate", "spec_mean_acceptance_length",
+                       "tokens_per_joule")
 
 
 def direction_of(metric: str) -> Direction:
@@ -98,6 +101,9 @@ class RunSummary:
     http_statuses: dict[str, int] = field(default_factory=dict)  # non-200 status -> count
     # flat() metric -> why its value cannot be compared as a ratio ("not finite (nan)", "zero", ...)
     unusable_metrics: dict[str, str] = field(default_factory=dict)
+    steady: dict[str, Any] = field(default_factory=dict)  # servegate.steady_state.Window: what trimming removes
+    oversaturation: str = ""  # why the level's queue grew without bound ("" when it did not)
+    energy: dict[str, Any] = field(default_factory=dict)  # servegate.energy: power and joules, or why not measured
 
     def flat(self) -> dict[str, float]:
         """The scalar metrics that statistics and baselines work on, named ``<metric>_<stat>_ms`` or plainly."""
@@ -115,6 +121,10 @@ class RunSummary:
             out[f"{name}_median_ms"] = dist.median
             for pname, value in dist.percentiles.items():
                 out[f"{name}_{pname}_ms"] = value
+        for key in SERVER_SIDE_METRICS:  # the server's own counters and the power meter, when they were measured
+            source = self.energy if key == "tokens_per_joule" else self.server_metrics
+            if isinstance(source.get(key), (int, float)):
+                out[key] = float(source[key])
         return out
 
     def to_dict(self) -> dict[str, Any]:

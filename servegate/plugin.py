@@ -21,7 +21,7 @@ from servegate import bench_bridge, compat, options
 from servegate.baseline import BaselineConflict, BaselineError
 from servegate.bench_bridge import benchmark_session_of, record_benchmarks
 from servegate.config import INTENSITY_MULTIPLIERS, ServerConfig
-from servegate.gate import DEFAULT_GATED_METRICS, Comparison, Monitor, gate_failed, render_gate
+from servegate.gate import DEFAULT_GATED_METRICS, DERIVED_GATED_METRICS, Comparison, Monitor, gate_failed, render_gate
 from servegate.hardware import KNOWN_MARKERS, MARKER_LABELS, detected, skip_reason_for
 from servegate.launch.base import ServerLostError, ServerStartError
 from servegate.launch.dispatch import DispatchLauncher
@@ -327,7 +327,7 @@ class BenchSession:
         option = self.config.getoption("--gate-metrics")
         if option:
             return tuple(m.strip() for m in option.split(",") if m.strip())
-        return case.gate_metrics or DEFAULT_GATED_METRICS
+        return case.gate_metrics or DEFAULT_GATED_METRICS + DERIVED_GATED_METRICS
 
     def scaled_steps(self, case: Case) -> list[tuple[str, Any]]:
         multiplier = INTENSITY_MULTIPLIERS[self.config.getoption("--intensity")]

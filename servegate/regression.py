@@ -27,7 +27,7 @@ from servegate.baseline import (
     save_baseline,
 )
 from servegate.config import LoadConfig, ServerConfig
-from servegate.gate import DEFAULT_GATED_METRICS, Comparison, Monitor, evaluate
+from servegate.gate import DEFAULT_GATED_METRICS, DERIVED_GATED_METRICS, Comparison, Monitor, evaluate
 from servegate.load.profiles import saturation_levels
 from servegate.runner import CaseResult
 from servegate.sequential import Budget, levels_at
@@ -40,7 +40,7 @@ class RegressionGate:
     hardware_id: str
     tolerance: float = DEFAULT_TOLERANCE
     family_size: int = 1
-    gated_metrics: tuple[str, ...] = DEFAULT_GATED_METRICS
+    gated_metrics: tuple[str, ...] = DEFAULT_GATED_METRICS + DERIVED_GATED_METRICS
     alpha: float = DEFAULT_ALPHA
     rows: list[Comparison] = field(default_factory=list)
     read_digests: dict[Path, str | None] = field(default_factory=dict)  # baseline files as seen at case start
@@ -175,12 +175,20 @@ def planned_levels(load: LoadConfig) -> int:
         return 2 + load.sweep_rates
     if load.profile == "saturation":
         return len(saturation_levels(load))
+    if load.profile in ("concurrent", "capacity"):  # a capacity search measures some of its levels
+        return len(load.concurrency_levels) or 1
     return 1
 
 
 def planned_rows(steps: Sequence[tuple[str, LoadConfig]], gated_metrics: Sequence[str]) -> int:
-    """Gated rows a case will produce: every level of every step times every gated metric."""
-    return sum(planned_levels(load) for _, load in steps) * len(gated_metrics)
+    """Gated rows a case will produce: every level of every step times every gated per-level metric, plus one row
+    per step for each gated metric derived over its levels (capacity at the SLO, throughput at an interactivity)."""
+    per_level = [m for m in gated_metrics if m not in DERIVED_GATED_METRICS]
+    rows = sum(planned_levels(load) for _, load in steps) * len(per_level)
+    for _, load in steps:
+        rows += "capacity_at_slo" in gated_metrics and load.profile == "capacity"
+        rows += "throughput_per_gpu_at_interactivity" in gated_metrics and load.pareto_interactivity is not None
+    return rows
 
 
 class BaselineRefused(ValueError):

@@ -69,6 +69,8 @@ def case_document(case_id: str, suite: str, hardware: str, result: CaseResult, e
                     for lv in s.levels
                 ],
                 "warmup_s": s.warmup_s,
+                "derived": s.derived,
+                "findings": s.findings,
                 "log_path": s.log_path,
                 "server_lost": s.server_lost,
             }

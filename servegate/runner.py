@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from servegate.config import LoadConfig, ServerConfig
 from servegate.launch.base import Launcher, StartupFacts
@@ -35,6 +36,8 @@ class StartResult:
     warmup_s: float
     server_lost: str | None = None  # the level during which the server died (its errors are counted there)
     precision: dict[str, dict[str, WithinRun]] = field(default_factory=dict)  # level -> metric -> within-run CI
+    derived: dict[str, float] = field(default_factory=dict)  # per-start values over levels: capacity, Pareto
+    findings: dict[str, Any] = field(default_factory=dict)  # what the report shows about them
 
     @property
     def summary(self) -> RunSummary:
@@ -61,6 +64,8 @@ class CaseResult:
             for level in start.levels:
                 for name, value in level.summary.flat().items():
                     out.setdefault(f"{level.label}/{name}" if multi else name, []).append(value)
+            for name, value in start.derived.items():
+                out.setdefault(name, []).append(value)
         return out
 
 
@@ -82,6 +87,8 @@ def run_start(
     levels: list[LevelResult] = []
     warmup_s = 0.0
     lost: str | None = None
+    derived: dict[str, float] = {}
+    findings: dict[str, Any] = {}
     with launcher.start(server_config, log_dir) as server:
         say(f"{tag}: ready in {server.facts.time_to_ready_s or 0:.0f} s")
         for step_name, load in steps:
@@ -89,6 +96,8 @@ def run_start(
                 say(f"{tag}: step {step_name} ({load.profile}, {load.num_requests} requests)")
             measured = measure(server, load, say, salt=index)
             warmup_s += measured.warmup_s
+            derived.update({f"{step_name}/{k}" if step_name else k: v for k, v in measured.derived.items()})
+            findings.update({f"{step_name}/{k}" if step_name else k: v for k, v in measured.findings.items()})
             for level in measured.levels:
                 if step_name:
                     level.label = f"{step_name}/{level.label}" if len(measured.levels) > 1 else step_name
@@ -101,7 +110,15 @@ def run_start(
                 time.sleep(load.cooldown_s)
     precision = {lv.label: within_run_of(lv.run.records, list(lv.summary.flat())) for lv in levels if lv.run}
     result = StartResult(
-        index, server.facts, levels, str(server.log_path), warmup_s, server_lost=lost, precision=precision
+        index,
+        server.facts,
+        levels,
+        str(server.log_path),
+        warmup_s,
+        server_lost=lost,
+        precision=precision,
+        derived=derived,
+        findings=findings,
     )
     summary = result.summary
     say(

@@ -29,6 +29,7 @@ from typing import Any, get_args
 
 import yaml
 
+from servegate.capacity import parse_limits
 from servegate.config import SLO, LoadConfig, ProfileKind, ServerConfig, dataclass_from_mapping, normalize_env
 from servegate.hardware import KNOWN_MARKERS
 from servegate.redact import is_secret_name, register_secret
@@ -128,11 +129,11 @@ def _expand(name: str, hardware: str, body: dict, defaults: dict, where: str, so
         if not isinstance(phases, dict) or not phases or not all(isinstance(v, dict) for v in phases.values()):
             raise SuiteError(f"{where}.phases: expected a non-empty mapping of phase name -> load mapping")
         step_sets = [
-            tuple((str(k), _load({**load_defaults, **v}, f"{where}.phases.{k}")) for k, v in phases.items())
+            tuple((str(k), _load({**load_defaults, **v}, f"{where}.phases.{k}", base)) for k, v in phases.items())
         ]
     else:
         step_sets = [
-            (("", _load({**load_defaults, **ld}, f"{where}.loads[{i}]")),)
+            (("", _load({**load_defaults, **ld}, f"{where}.loads[{i}]", base)),)
             for i, ld in enumerate(_list(body, "loads", where))
         ]
     arms_spec = body.get("arms") or {}
@@ -258,7 +259,7 @@ def _resolve_model(model: str, base: Path) -> str:
     return model
 
 
-def _load(data: dict, where: str) -> LoadConfig:
+def _load(data: dict, where: str, base: Path = Path(".")) -> LoadConfig:
     data = dict(data)
     profile = data.get("profile", "concurrent")
     if profile not in PROFILES:
@@ -270,6 +271,10 @@ def _load(data: dict, where: str) -> LoadConfig:
             data["slo"] = dataclass_from_mapping(SLO, data["slo"] or {}, f"{where}.slo")
         except ValueError as exc:
             raise SuiteError(str(exc)) from None
+    if "slo_limits" in data:
+        data["slo_limits"] = _slo_limits(data["slo_limits"], data.get("percentiles", (50.0, 90.0, 99.0)), where)
+    if isinstance(data.get("dataset_path"), str):
+        data["dataset_path"] = _resolve_dataset(data["dataset_path"], base)
     for key in ("percentiles", "concurrency_levels", "image_size"):
         if isinstance(data.get(key), list):  # YAML has lists; the frozen configs hold tuples
             data[key] = tuple(data[key])
@@ -291,6 +296,25 @@ def _check_fits(server: ServerConfig, steps: tuple[tuple[str, LoadConfig], ...],
                 f"{where}: load {name or load.id}: shared_prefix_tokens + prompt_tokens + output_tokens = {need} "
                 f"exceeds server {server.id}'s max_model_len {server.max_model_len}"
             )
+
+
+def _slo_limits(mapping: Any, percentiles: Any, where: str) -> tuple[tuple[str, float], ...]:
+    """``{ttft_p99_ms: 500, ...}`` -> sorted (metric, bound) pairs, each metric checked against the load's names."""
+    if not isinstance(mapping, dict) or not mapping:
+        raise SuiteError(f"{where}.slo_limits: expected a mapping of metric -> bound, e.g. {{ttft_p99_ms: 500}}")
+    try:
+        limits = parse_limits(mapping.items(), tuple(percentiles))
+    except ValueError as exc:
+        raise SuiteError(f"{where}.{exc}") from exc
+    return tuple(sorted((lim.metric, lim.bound) for lim in limits))
+
+
+def _resolve_dataset(path: str, base: Path) -> str:
+    """A relative dataset path is found like a model path: from the suite file's folder or the repo above it."""
+    for root in (base, base.parent):
+        if not Path(path).is_absolute() and (root / path).is_file():
+            return str((root / path).resolve())
+    return path
 
 
 def _where(where: str, exc: Exception) -> str:

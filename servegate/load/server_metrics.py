@@ -30,7 +30,16 @@ COUNTERS = {
     "vllm:prompt_tokens_total": "prompt_tokens",
     "vllm:generation_tokens_total": "generation_tokens",
     "vllm:request_success_total": "requests_finished",
+    # prefix caching, in tokens: queried = prompt tokens looked up, hits = of those, found cached
+    "vllm:prefix_cache_queries_total": "prefix_cache_queries",
+    "vllm:prefix_cache_hits_total": "prefix_cache_hits",
+    # speculative decoding (any method: n-gram, EAGLE, MTP, a draft model)
+    "vllm:spec_decode_num_drafts_total": "spec_drafts",
+    "vllm:spec_decode_num_draft_tokens_total": "spec_draft_tokens",
+    "vllm:spec_decode_num_accepted_tokens_total": "spec_accepted_tokens",
 }
+# Counters kept per label value instead of summed: name -> label (per-position acceptance of speculative decoding).
+PER_LABEL = {"vllm:spec_decode_num_accepted_tokens_per_pos_total": "position"}
 HISTOGRAMS = {
     "vllm:time_to_first_token_seconds": "ttft_server",
     "vllm:inter_token_latency_seconds": "itl_server",
@@ -51,7 +60,10 @@ def parse(text: str) -> Snapshot:
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             name = sample.name
-            if name.endswith("_bucket") and "le" in sample.labels:
+            if name in PER_LABEL and PER_LABEL[name] in sample.labels:
+                key = f"{name}{{{PER_LABEL[name]}={sample.labels[PER_LABEL[name]]}}}"
+                snap.values[key] = snap.values.get(key, 0.0) + sample.value
+            elif name.endswith("_bucket") and "le" in sample.labels:
                 le = float(sample.labels["le"])
                 per = snap.buckets.setdefault(name[: -len("_bucket")], {})
                 per[le] = per.get(le, 0.0) + sample.value
@@ -179,6 +191,7 @@ def deltas(before: Snapshot, after: Snapshot) -> dict[str, float]:
     for metric, key in COUNTERS.items():
         if metric in after.values:
             out[key] = after.values[metric] - before.values.get(metric, 0.0)
+    out.update(_ratios(out, before, after))
     for metric, key in HISTOGRAMS.items():
         count_name, sum_name = metric + "_count", metric + "_sum"
         if count_name not in after.values:
@@ -195,3 +208,25 @@ def deltas(before: Snapshot, after: Snapshot) -> dict[str, float]:
 
 
 GAUGES_TUPLE = tuple(GAUGES)
+
+
+def _ratios(counts: dict[str, float], before: Snapshot, after: Snapshot) -> dict[str, float]:
+    """Rates over the window: prefix-cache hit rate (cached / queried prompt tokens) and, with speculative decoding,
+    acceptance rate (accepted / drafted tokens), mean acceptance length (1 + accepted per draft: the target model's
+    own token counts) and the acceptance rate at each draft position (accepted at k / drafts), as ``vllm bench
+    serve`` reports them."""
+    out: dict[str, float] = {}
+    if counts.get("prefix_cache_queries", 0) > 0:
+        out["prefix_cache_hit_rate"] = counts.get("prefix_cache_hits", 0.0) / counts["prefix_cache_queries"]
+    drafts = counts.get("spec_drafts", 0.0)
+    if drafts > 0 and counts.get("spec_draft_tokens", 0) > 0:
+        accepted = counts.get("spec_accepted_tokens", 0.0)
+        out["spec_acceptance_rate"] = accepted / counts["spec_draft_tokens"]
+        out["spec_mean_acceptance_length"] = 1.0 + accepted / drafts
+        for name, label in PER_LABEL.items():
+            prefix = f"{name}{{{label}="
+            for key, value in after.values.items():
+                if key.startswith(prefix):
+                    position = key[len(prefix) : -1]
+                    out[f"spec_acceptance_pos{position}"] = (value - before.values.get(key, 0.0)) / drafts
+    return out

@@ -253,6 +253,9 @@ def render_case(case: Mapping[str, Any], floors: Floors | None) -> str:
     parts += [
         render_distributions(case, levels),
         render_gate(case),
+        render_capacity(case),
+        render_pareto(case),
+        render_workload_levels(case, levels),
         render_floor(case, levels, floors),
         render_server_metrics(case, levels),
         render_startup(case),
@@ -406,6 +409,121 @@ def render_gate(case: Mapping[str, Any]) -> str:
     headers = ["metric", "reference", "current", "ratio", "CI", "verdict", "reason"]
     title = "A/B comparison" if case.get("arm") else "Gate"
     return f"<h3>{title}</h3>" + img(uri, "forest plot", "wide") + table(headers, trs, 1)
+
+
+def _findings(case: Mapping[str, Any], kind: str) -> dict[str, list[tuple[int, dict[str, Any]]]]:
+    """Per-start findings of one kind ("capacity", "pareto") by key ("capacity" or "<step>/capacity")."""
+    out: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+    for start in case.get("starts") or []:
+        for key, value in (start.get("findings") or {}).items():
+            if key.rsplit("/", 1)[-1] == kind and isinstance(value, Mapping):
+                out.setdefault(key, []).append((int(start.get("index", 0)), dict(value)))
+    return out
+
+
+def _level_values(case: Mapping[str, Any], start_index: int, prefix: str, metric: str) -> dict[int, float]:
+    """Concurrency -> a summary metric, for the levels of one start whose label starts with ``prefix``."""
+    out = {}
+    for start in case.get("starts") or []:
+        if int(start.get("index", -1)) != start_index:
+            continue
+        for lv in start.get("levels") or []:
+            if str(lv.get("label", "")).startswith(prefix) and lv.get("concurrency") is not None:
+                dist = (lv.get("summary") or {}).get(metric.split("_", 1)[0]) or {}
+                stat_name = metric.split("_", 1)[1].removesuffix("_ms")
+                value = dist.get(stat_name) if stat_name in ("mean", "median") else (dist.get("percentiles") or {}).get(
+                    stat_name)
+                if isinstance(value, (int, float)):
+                    out[int(lv["concurrency"])] = float(value)
+    return out
+
+
+def render_capacity(case: Mapping[str, Any]) -> str:
+    parts = []
+    for key, starts in _findings(case, "capacity").items():
+        step = key.rsplit("/", 1)[0] + "/" if "/" in key else ""
+        s = (case.get("stats") or {}).get(f"{step}capacity_at_slo") or {}
+        limits = starts[0][1].get("limits") or []
+        first = limits[0].split() if limits else []
+        rows = [(esc(i + 1), esc(f.get("boundary")), esc(f.get("first_failing") or "-"), fmt(f.get("capacity")),
+                 badge("CLIFF", "v-REGRESSED") if f.get("cliff") else "", fmt(f.get("cliff_factor")),
+                 esc(", ".join(str(p.get("level")) for p in f.get("probes") or [])), esc(f.get("text")))
+                for i, f in starts]
+        chart = ""
+        if len(first) == 3 and first[0].endswith("_ms"):
+            metric, bound = first[0], float(first[2])
+            per_start = [sorted(_level_values(case, i, step, metric).items()) for i, _ in starts]
+            chart = img(plots.capacity_chart(per_start, metric, bound,
+                                             (s.get("mean", math.nan), s.get("ci_low", math.nan),
+                                              s.get("ci_high", math.nan)),
+                                             f"Capacity under {', '.join(limits)}"), "capacity chart", "wide")
+        parts.append(
+            f"<h3>Capacity under the SLO{(' (' + esc(step.rstrip('/')) + ')') if step else ''}</h3>"
+            f'<p class="note">limits: {esc(", ".join(limits))}. capacity_at_slo (gated, higher is better): '
+            f"<b>{ci_text(s) if s else 'n/a'}</b> over {len(starts)} starts; interpolated between the last level that "
+            "holds and the first that breaks, where the most binding limited metric crosses its bound.</p>"
+            + chart
+            + table(["start", "holds at", "breaks at", "capacity", "", "growth ×", "levels measured", "search"],
+                    rows, 1)
+        )
+    return "".join(parts)
+
+
+def render_pareto(case: Mapping[str, Any]) -> str:
+    parts = []
+    load = case.get("load") or {}
+    target = load.get("pareto_interactivity")
+    for key, starts in _findings(case, "pareto").items():
+        step = key.rsplit("/", 1)[0] + "/" if "/" in key else ""
+        s = (case.get("stats") or {}).get(f"{step}throughput_per_gpu_at_interactivity") or {}
+        per_start = [([(p["label"], p["interactivity"], p["throughput_per_gpu"]) for p in f.get("points") or []],
+                      list(f.get("front") or [])) for _, f in starts]
+        uri = plots.pareto_chart(per_start, target, s.get("mean"), "Interactivity vs throughput per GPU")
+        rows = [(esc(i + 1), esc(p["label"]), fmt(p["interactivity"]), fmt(p["throughput_per_gpu"]),
+                 "front" if p["label"] in (f.get("front") or []) else "")
+                for i, f in starts for p in f.get("points") or []]
+        reading = (f"throughput per GPU at {fmt(target)} tok/s/user (gated): <b>{ci_text(s)}</b>" if s and target
+                   else "no interactivity target set (pareto_interactivity): the front is reported, not gated")
+        parts.append(f"<h3>Interactivity vs throughput{(' (' + esc(step.rstrip('/')) + ')') if step else ''}</h3>"
+                     f'<p class="note">{reading}</p>' + img(uri, "Pareto front", "wide")
+                     + "<details><summary>points</summary>"
+                     + table(["start", "level", "tok/s/user", "tok/s/GPU", ""], rows, 2) + "</details>")
+    return "".join(parts)
+
+
+def render_workload_levels(case: Mapping[str, Any], levels: list[dict[str, Any]]) -> str:
+    """Per level and start: steady-state trimming, over-saturation, prefix-cache and spec-decode rates, energy."""
+    rows = []
+    for lv in levels:
+        for index, level in level_summaries(case, lv["label"]):
+            summary = level.get("summary") or {}
+            steady = summary.get("steady") or {}
+            sm = summary.get("server_metrics") or {}
+            energy = summary.get("energy") or {}
+            positions = sorted(k for k in sm if k.startswith("spec_acceptance_pos"))
+            rows.append((
+                esc(lv["label"]), esc(index + 1),
+                ("applied" if steady.get("applied") else "detected") if steady else "",
+                fmt(steady.get("head_trimmed_s")), fmt(steady.get("tail_trimmed_s")),
+                f"{esc(steady.get('requests_inside'))}/{esc(steady.get('requests_total'))}" if steady else "",
+                badge("OVER-SATURATED", "v-REGRESSED") if summary.get("oversaturation") else "",
+                fmt(sm.get("prefix_cache_hit_rate")),
+                fmt(sm.get("spec_acceptance_rate")), fmt(sm.get("spec_mean_acceptance_length")),
+                esc(" ".join(f"{fmt(sm[k])}" for k in positions)),
+                esc(energy.get("status", "")), fmt(energy.get("power_mean_w")), fmt(energy.get("power_peak_w")),
+                fmt(energy.get("tokens_per_joule")),
+            ))
+    if not rows:
+        return ""
+    headers = ["level", "start", "steady window", "warmup trimmed s", "cool-down trimmed s", "requests kept",
+               "", "prefix-cache hit rate", "spec accept rate", "spec mean accept len", "per position", "energy",
+               "power mean W", "power peak W", "tokens/J"]
+    return ("<h3>Steady state, prefix cache, speculative decoding, energy</h3>"
+            '<p class="note">Steady window: MSER-5 on per-request latency plus the in-flight ramp; "applied" levels '
+            "are measured on the window only, "
+            '"detected" ones report what trimming would remove. Rates are deltas of the server\'s /metrics counters '
+            "over the level; energy is GPU board power sampled with amd-smi / nvidia-smi.</p>"
+            + '<div class="scroll">' + table(headers, rows, 3) + "</div>")
 
 
 def render_floor(case: Mapping[str, Any], levels: list[dict[str, Any]], floors: Floors | None) -> str:

@@ -16,6 +16,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from matplotlib.ticker import NullFormatter, ScalarFormatter
 
 VERDICT_COLORS = {"REGRESSED": "#c0392b", "OK": "#2e8b57", "INCONCLUSIVE": "#d68910", "IMPROVED": "#1e8449"}
 STATUS_COLORS = {"OK": "#2e8b57", "DEGRADED": "#d68910", "SATURATED": "#2f6fb0", "FAILING": "#c0392b"}
@@ -261,4 +262,69 @@ def arms_chart(metrics: Sequence[str], arms: Mapping[str, Sequence[tuple[float, 
         ax.set_title(metric, fontsize=9.5, loc="left")
         _style(ax)
     fig.suptitle(title, fontsize=10.5, x=0.01, ha="left")
+    return to_data_uri(fig)
+
+
+def capacity_chart(
+    per_start: Sequence[Sequence[tuple[float, float]]],
+    metric: str,
+    bound: float,
+    capacity: tuple[float, float, float],
+    title: str,
+) -> str:
+    """A limited metric against concurrency per start (the levels the search measured), its bound, and the capacity
+    across starts as a line with its CI as a band."""
+    fig = _fig(6.2, 3.4)
+    ax = fig.add_subplot(111)
+    for i, points in enumerate(per_start):
+        pts = sorted((c, v) for c, v in points if _finite(v))
+        if pts:
+            ax.plot([c for c, _ in pts], [v for _, v in pts], "o-", color=PALETTE[i % len(PALETTE)], lw=1.4, ms=5,
+                    label=f"start {i + 1}")
+    ax.axhline(bound, color="#c0392b", ls="--", lw=1.2, label=f"{metric} bound {_num(bound)}")
+    mean, low, high = capacity
+    if _finite(mean):
+        ax.axvline(mean, color="#2e8b57", lw=1.6, label=f"capacity {_num(mean)}")
+        if _finite(low) and _finite(high):
+            ax.axvspan(low, high, color="#2e8b57", alpha=0.15, label="95% CI over starts")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    for axis in (ax.xaxis, ax.yaxis):  # plain numbers, not 2^3 or 2x10^2
+        axis.set_major_formatter(ScalarFormatter())
+        axis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("concurrency", fontsize=9)
+    ax.set_ylabel(metric, fontsize=9)
+    ax.set_title(title, fontsize=10)
+    _style(ax)
+    ax.legend(fontsize=7.5, loc="upper left")
+    return to_data_uri(fig)
+
+
+def pareto_chart(
+    per_start: Sequence[tuple[Sequence[tuple[str, float, float]], Sequence[str]]],
+    target: float | None,
+    value: float | None,
+    title: str,
+) -> str:
+    """Output tokens/s per GPU against tokens/s per user, every level of every start; the front as a line; the gated
+    reading (throughput at the target interactivity) as a marked point."""
+    fig = _fig(6.2, 3.6)
+    ax = fig.add_subplot(111)
+    for i, (points, front) in enumerate(per_start):
+        color = PALETTE[i % len(PALETTE)]
+        ax.scatter([x for _, x, _ in points], [y for _, _, y in points], color=color, s=22, alpha=0.7)
+        for label, x, y in points:
+            ax.annotate(label.rsplit("/", 1)[-1], (x, y), fontsize=6.5, xytext=(3, 3), textcoords="offset points")
+        on_front = sorted((x, y) for label, x, y in points if label in front)
+        ax.plot([x for x, _ in on_front], [y for _, y in on_front], "-", color=color, lw=1.4,
+                label=f"start {i + 1} front")
+    if target is not None:
+        ax.axvline(target, color="#7f8c8d", ls=":", lw=1.2, label=f"interactivity {_num(target)} tok/s/user")
+        if value is not None and _finite(value):
+            ax.plot([target], [value], "D", color="#c0392b", ms=7, label=f"{_num(value)} tok/s/GPU (mean)")
+    ax.set_xlabel("interactivity: output tokens/s per user (1000 / TPOT p50 ms)", fontsize=9)
+    ax.set_ylabel("output tokens/s per GPU", fontsize=9)
+    ax.set_title(title, fontsize=10)
+    _style(ax)
+    ax.legend(fontsize=7.5)
     return to_data_uri(fig)
