@@ -17,8 +17,10 @@ SHIPPED = REPO / "datasets" / "mooncake-tiny.jsonl"
 class WordIds:
     """Stand-in for the served tokenizer: one id per word, the same word always the same id."""
 
-    def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
-        return [sum(map(ord, w)) * 31 % 4093 + 1 for w in text.split()]
+    source = "words"
+
+    def encode(self, texts: list[str], add_special_tokens: bool = True) -> list[list[int]]:
+        return [[sum(map(ord, w)) * 31 % 4093 + 1 for w in text.split()] for text in texts]
 
 
 def write(tmp_path: Path, rows: list[dict]) -> Path:

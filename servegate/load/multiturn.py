@@ -23,7 +23,7 @@ import aiohttp
 
 from servegate.config import LoadConfig
 from servegate.load.client import RunResult, build_payload, send_one
-from servegate.load.prompts import TokenizerClient, synthetic_prompts
+from servegate.load.prompts import Tokenizer, synthetic_prompts
 from servegate.load.records import RequestRecord
 
 
@@ -57,7 +57,7 @@ def read_sharegpt_conversations(path: str | Path, min_turns: int = 2) -> list[Co
     return out
 
 
-def conversations(tok: TokenizerClient, load: LoadConfig, requests: int, salt: int = 0) -> list[Conversation]:
+def conversations(tok: Tokenizer, load: LoadConfig, requests: int, salt: int = 0) -> list[Conversation]:
     """``requests // turns`` conversations (at least one): from the ShareGPT file when given, else synthetic."""
     count = max(1, requests // max(1, load.turns))
     if load.dataset == "sharegpt":

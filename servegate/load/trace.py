@@ -17,7 +17,7 @@ from pathlib import Path
 
 from servegate.config import LoadConfig
 from servegate.load.client import Request
-from servegate.load.prompts import CORPUS, FALLBACK_TEXT, TokenizerClient
+from servegate.load.prompts import CORPUS, FALLBACK_TEXT, Tokenizer
 
 
 @dataclass(frozen=True)
@@ -64,9 +64,9 @@ def schedule(rows: list[TraceRow], time_scale: float = 1.0) -> list[float]:
 class BlockSource:
     """Token blocks by hash id: a tag that makes block ``h`` unique, then corpus tokens from an offset set by ``h``."""
 
-    def __init__(self, tok: TokenizerClient, block_tokens: int, salt: int = 0) -> None:
+    def __init__(self, tok: Tokenizer, block_tokens: int, salt: int = 0) -> None:
         text = CORPUS.read_text(encoding="utf-8") if CORPUS.exists() else FALLBACK_TEXT * 50
-        self.body = tok.encode(text, add_special_tokens=False)
+        self.body = tok.encode([text], add_special_tokens=False)[0]
         while len(self.body) < 4 * block_tokens:
             self.body += self.body
         self.tok = tok
@@ -76,7 +76,7 @@ class BlockSource:
 
     def block(self, h: int) -> list[int]:
         if h not in self._blocks:
-            tag = self.tok.encode(f" [{self.salt}:{h}] ", add_special_tokens=False)[: self.block_tokens]
+            tag = self.tok.encode([f" [{self.salt}:{h}] "], add_special_tokens=False)[0][: self.block_tokens]
             room = self.block_tokens - len(tag)
             offset = (h * 1013) % (len(self.body) - room)
             self._blocks[h] = tag + self.body[offset : offset + room]
@@ -96,7 +96,7 @@ class BlockSource:
         return ids[: row.input_length]
 
 
-def replay(tok: TokenizerClient, load: LoadConfig, salt: int = 0) -> tuple[list[Request], list[float]]:
+def replay(tok: Tokenizer, load: LoadConfig, salt: int = 0) -> tuple[list[Request], list[float]]:
     """The trace's first ``num_requests`` rows as token-id requests, and their schedule."""
     if not load.dataset_path:
         raise ValueError("trace replay needs dataset_path: a Mooncake-format JSONL file")
