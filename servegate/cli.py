@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from servegate import __version__
+from servegate.history import HistoryError
+from servegate.history import command as history_command
 from servegate.results import SCHEMA_VERSION
 
 
@@ -90,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     show = sub.add_parser("show", help="print the terminal table (mean ± 95%% CI per metric and case)")
     show.add_argument("results", help="path of a results JSON written by a servegate run")
     show.set_defaults(func=_show)
+    history_command.add_parser(sub)
     return parser
 
 
@@ -97,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except ResultsFileError as exc:
+    except (ResultsFileError, HistoryError) as exc:
         print(f"servegate: error: {exc}", file=sys.stderr)
         return 2
 

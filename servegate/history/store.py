@@ -16,15 +16,11 @@ from sqlalchemy import Engine, create_engine, event, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from servegate.history import schema
+from servegate.history import HistoryError, schema
 from servegate.history.mapping import FINGERPRINT_FIELDS, session_rows
 
 DEFAULT_FILENAME = "history.sqlite"
 URL_ENV = "SERVEGATE_HISTORY_URL"
-
-
-class HistoryError(Exception):
-    """The history database cannot be used; the message names the database (password hidden) and the cause."""
 
 
 def default_url(results_dir: Path) -> str:
