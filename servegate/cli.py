@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from servegate import __version__
+from servegate import __version__, merge
 from servegate.history import HistoryError
 from servegate.history import command as history_command
 from servegate.results import SCHEMA_VERSION
@@ -93,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("results", help="path of a results JSON written by a servegate run")
     show.set_defaults(func=_show)
     history_command.add_parser(sub)
+    merge.add_parser(sub)
     return parser
 
 
