@@ -25,6 +25,8 @@ from servegate.config import INTENSITY_MULTIPLIERS, ServerConfig
 from servegate.gate import DEFAULT_GATED_METRICS, Comparison, gate_failed, render_gate
 from servegate.hardware import KNOWN_MARKERS, MARKER_LABELS, detected, skip_reason_for
 from servegate.history import HistoryError
+from servegate.history.record import record_session
+from servegate.history.store import default_url
 from servegate.launch.dispatch import DispatchLauncher
 from servegate.regression import RegressionGate
 from servegate.report.html import write_html_report
@@ -393,9 +395,6 @@ class BenchSession:
 
     def record_history(self, document: dict) -> None:
         """Append the session to the history and keep what the history says about it (trends, change points)."""
-        from servegate.history.record import record_session  # SQLAlchemy and Otava load only at session end
-        from servegate.history.store import default_url
-
         url = self.config.getoption("--history-url") or default_url(self.results_dir)
         try:
             note = record_session(document, url)

@@ -4,6 +4,7 @@ same length gives none (Otava's default false-alarm setting: p < 0.001 per serie
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 from servegate.cli import main
 from servegate.history.record import record_session
 from servegate.history.store import HistoryStore
+from servegate.report.html import render_html
 from tests.history_sessions import document, stamp
 
 SESSIONS = 30
@@ -92,3 +94,17 @@ def test_a_session_hears_about_a_recent_change_point(tmp_path: Path) -> None:
         for line in lines
     ), lines
     assert note.to_dict()["trends"][0]["points"][-1][0] == SESSIONS
+
+
+def test_the_report_plots_the_trend_with_its_change_points(tmp_path: Path) -> None:
+    url = str(tmp_path / "history.sqlite")
+    nightly(url, step=0.10, seed=1)
+    doc = document(stamp(40), {"cpu/a": [1.1, 1.11]}, vllm_version="0.20.2")
+    doc["history"] = record_session(doc, url).to_dict()
+    page = render_html(json.loads(json.dumps(doc)))  # as `servegate report` reads it back from the JSON
+    section = page[page.index('<section class="card" id="history">') :]
+    section = section[: section.index("</section>")]
+    assert section.count('alt="trend of cpu/a"') == 1 and "data:image/png;base64," in section
+    assert section.count(f"<td>#{STEP_AT} (") == 5  # the five gated metrics' change point, in the table
+    assert "vllm_version 0.20.1 → 0.20.2" in section
+    assert render_html({**doc, "history": None}).count('id="history"') == 0

@@ -89,7 +89,7 @@ def detect(values: Sequence[float], max_pvalue: float = DEFAULT_MAX_PVALUE) -> l
     if len(values) < MIN_SESSIONS:
         return []
     found, _weak = compute_change_points(list(values), window_len=WINDOW, max_pvalue=max_pvalue)
-    return [(cp.index, float(cp.stats.pvalue), float(cp.stats.mean_1), float(cp.stats.mean_2)) for cp in found]
+    return [(int(cp.index), float(cp.stats.pvalue), float(cp.stats.mean_1), float(cp.stats.mean_2)) for cp in found]
 
 
 def wanted(metric: str, names: Sequence[str]) -> bool:
