@@ -61,7 +61,7 @@ def make_project(pytester: pytest.Pytester) -> None:
 
 
 def run(pytester: pytest.Pytester, results: str, *args: str) -> pytest.RunResult:
-    return pytester.runpytest_subprocess(
+    return pytester.runpytest(
         "suites",
         "-m",
         "cpu",
