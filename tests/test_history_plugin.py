@@ -61,7 +61,8 @@ def test_two_runs_make_a_two_point_trend(
 def test_an_unusable_history_is_reported_and_the_results_still_written(pytester: pytest.Pytester) -> None:
     make_project(pytester)
     url = "postgresql://gate:s3cret@127.0.0.1:1/history"
-    result = pytester.runpytest("suites", "-m", "cpu", "-p", "no:cacheprovider", "--history-url", url)
+    # a subprocess: the PostgreSQL driver is first imported in there, not in this process's module snapshot
+    result = pytester.runpytest_subprocess("suites", "-m", "cpu", "-p", "no:cacheprovider", "--history-url", url)
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["history NOT recorded: history database postgresql://gate:***@127.0.0.1:1/history*"])
     assert "s3cret" not in result.stdout.str()
