@@ -63,7 +63,8 @@ def render(url: str, sessions: list[dict], found: list[Trend], max_pvalue: float
     if not sessions:
         return f"history {safe_url(url)}: no sessions recorded yet"
     lines = [
-        f"history {safe_url(url)}: {len(sessions)} sessions, {sessions[0]['created']} … {sessions[-1]['created']}",
+        f"history {safe_url(url)}: {len(sessions)} session{'s' if len(sessions) != 1 else ''}, "
+        f"{sessions[0]['created']} … {sessions[-1]['created']}",
         "",
     ]
     if not found:
