@@ -13,7 +13,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from servegate import __version__
+from servegate import __version__, merge
+from servegate.history import HistoryError
+from servegate.history import command as history_command
 from servegate.results import SCHEMA_VERSION, restore_non_finite, validate_document
 
 
@@ -166,6 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     planner.set_defaults(func=_plan)
     schema = sub.add_parser("schema", help="print the JSON Schema of suite files (for editors: suite.schema.json)")
     schema.set_defaults(func=_schema)
+    history_command.add_parser(sub)
+    merge.add_parser(sub)
     return parser
 
 
@@ -173,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except ResultsFileError as exc:
+    except (ResultsFileError, HistoryError) as exc:
         print(f"servegate: error: {exc}", file=sys.stderr)
         return 2
 

@@ -72,6 +72,14 @@ class ServerConfig:
     image: str | None = None  # container image for the docker launcher
     url: str | None = None  # base URL for the external launcher
     startup_timeout_s: PositiveFloat = 900.0
+    # multi-node: pipeline stages across nodes over a Ray cluster (servegate.launch.cluster)
+    pipeline_parallel_size: PositiveInt = 1
+    distributed_executor_backend: Literal["mp", "ray"] | None = None
+    ray_address: str | None = None  # head node's GCS address (host:6379); passed to vLLM as RAY_ADDRESS
+
+    def __post_init__(self) -> None:
+        if self.ray_address and self.distributed_executor_backend != "ray":
+            raise ValueError("ray_address needs distributed_executor_backend: ray (vLLM's multi-node path)")
 
     def __repr__(self) -> str:
         """Only fields that differ from the defaults, env values of secrets masked: pytest prints this repr in
@@ -113,6 +121,8 @@ class ServerConfig:
             parts.append(self.attention_backend)
         if self.tensor_parallel_size != 1:
             parts.append(f"tp{self.tensor_parallel_size}")
+        if self.pipeline_parallel_size != 1:
+            parts.append(f"pp{self.pipeline_parallel_size}")
         if self.block_size is not None:
             parts.append(f"bs{self.block_size}")
         if self.max_num_seqs is not None:
@@ -146,6 +156,10 @@ class ServerConfig:
             args += ["--dtype", self.dtype]
         if self.tensor_parallel_size != 1:
             args += ["--tensor-parallel-size", str(self.tensor_parallel_size)]
+        if self.pipeline_parallel_size != 1:
+            args += ["--pipeline-parallel-size", str(self.pipeline_parallel_size)]
+        if self.distributed_executor_backend:
+            args += ["--distributed-executor-backend", self.distributed_executor_backend]
         for flag, value in optional:
             if value is not None:
                 args += [flag, str(value)]

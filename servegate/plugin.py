@@ -23,6 +23,9 @@ from servegate.bench_bridge import benchmark_session_of, record_benchmarks
 from servegate.config import INTENSITY_MULTIPLIERS, ServerConfig
 from servegate.gate import DEFAULT_GATED_METRICS, DERIVED_GATED_METRICS, Comparison, Monitor, gate_failed, render_gate
 from servegate.hardware import KNOWN_MARKERS, MARKER_LABELS, detected, skip_reason_for
+from servegate.history import HistoryError
+from servegate.history.record import record_session
+from servegate.history.store import default_url
 from servegate.launch.base import ServerLostError, ServerStartError
 from servegate.launch.dispatch import DispatchLauncher
 from servegate.precision import case_components
@@ -34,6 +37,7 @@ from servegate.report.terminal import render_session
 from servegate.results import case_document, load_results, session_document, write_results
 from servegate.runner import CaseResult, StartResult, run_ab, run_case, run_start
 from servegate.sequential import Budget, BudgetError
+from servegate.shard import Shard
 from servegate.stats import DEFAULT_TOLERANCE
 from servegate.suite import Case, SuiteError, check_gate_metrics, discover
 
@@ -114,6 +118,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="python interpreter that has vLLM installed (default: $SERVEGATE_VLLM_PYTHON or this one)",
     )
+    group.addoption(
+        "--history-url",
+        default=None,
+        help="history database every session is appended to: postgresql://user@host/db or an SQLite file "
+        "(default: $SERVEGATE_HISTORY_URL or <results-dir>/history.sqlite)",
+    )
+    group.addoption(
+        "--git-sha",
+        default=None,
+        help="commit under test, recorded in the results and the history (default: $SERVEGATE_GIT_SHA, $GITHUB_SHA)",
+    )
+    group.addoption(
+        "--shard",
+        default=None,
+        metavar="I/N",
+        help="run the I-th of N shards of the cases (1-based); join the shards with `servegate merge`",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -149,6 +170,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 size += planned_rows(case.steps, bench_session.gate_metrics_for(case))
     _check_selected_cases(config, selected)
     bench_session.regression.family_size = max(size, 1)
+    _select_shard(config, items)  # after planning: every shard gates in the whole session's family
 
 
 def _check_options(config: pytest.Config) -> None:
@@ -189,6 +211,15 @@ def _check_selected_cases(config: pytest.Config, cases: list[Case]) -> None:
         options.ensure_fd_limit(peak)
     except options.OptionError as exc:
         pytest.exit(f"servegate: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+
+
+def _select_shard(config: pytest.Config, items: list[pytest.Item]) -> None:
+    shard = config.stash[SESSION_KEY].shard
+    if shard is None:
+        return
+    keep = shard.select([item.nodeid for item in items])
+    config.hook.pytest_deselected(items=[item for item in items if item.nodeid not in keep])
+    items[:] = [item for item in items if item.nodeid in keep]
 
 
 def _benchmark_storage_requested(config: pytest.Config) -> bool:
@@ -273,6 +304,8 @@ class BenchSession:
         self.preflight = Preflight(
             Resolver(config.getoption("--launcher"), config.getoption("--vllm-python"), config.getoption("--vllm-url"))
         )
+        self.shard = _shard_option(config)
+        self.history_lines: list[str] = []
 
     @property
     def log_dir(self) -> Path:
@@ -524,7 +557,22 @@ class BenchSession:
             f"{self.config.getoption('--restarts') or 'per suite file'}",
             "fingerprint": hw.fingerprint(),
         }
+        git_sha = (
+            self.config.getoption("--git-sha") or os.environ.get("SERVEGATE_GIT_SHA") or os.environ.get("GITHUB_SHA")
+        )
+        if git_sha:
+            env["git sha"] = git_sha
         document = session_document(self.cases, env)
+        if self.shard is not None:
+            document["shard"] = {
+                "index": self.shard.index,
+                "count": self.shard.count,
+                "planned_family": self.regression.family_size,
+                "gate": self.config.getoption("--gate"),
+            }
+            self.history_lines = [f"history: shard {self.shard}; `servegate merge` of all shards records the session"]
+        else:
+            self.record_history(document)
         try:
             self.results_path = write_results(path, document)
             self.html_path = write_html_report(load_results(self.results_path), path.with_suffix(".html"))
@@ -532,6 +580,25 @@ class BenchSession:
             self.progress(f"results NOT written: {exc}")
             self.write_failed = True
         return self.results_path
+
+    def record_history(self, document: dict) -> None:
+        """Append the session to the history and keep what the history says about it (trends, change points)."""
+        url = self.config.getoption("--history-url") or default_url(self.results_dir)
+        try:
+            note = record_session(document, url)
+        except HistoryError as exc:  # the session's results are still written; the gap in the history is loud
+            self.history_lines = [f"history NOT recorded: {exc}"]
+            return
+        document["history"] = note.to_dict()
+        self.history_lines = note.lines(document)
+
+
+def _shard_option(config: pytest.Config) -> Shard | None:
+    spec = config.getoption("--shard", None)
+    try:
+        return Shard.parse(spec) if spec else None
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def _arm_name(result: CaseResult) -> str:
@@ -633,3 +700,5 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         terminalreporter.write_line(f"results JSON: {bench_session.results_path}")
     if bench_session.html_path is not None:
         terminalreporter.write_line(f"HTML report:  {bench_session.html_path}")
+    for line in bench_session.history_lines:
+        terminalreporter.write_line(line)

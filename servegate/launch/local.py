@@ -21,6 +21,7 @@ from pathlib import Path
 from servegate.baseline import atomic_write_text
 from servegate.config import ServerConfig
 from servegate.launch.base import ServerHandle, ServerStartError, health_ticker, log_tail, wait_healthy
+from servegate.launch.cluster import cluster_env, uses_ray, wait_for_ray_cluster
 from servegate.launch.logparse import parse_startup_log
 from servegate.redact import redact_text
 
@@ -104,6 +105,7 @@ class LocalProcessLauncher:
         env.update(self.device_env)
         if Path(config.model).is_dir():
             env.setdefault("HF_HUB_OFFLINE", "1")  # a local model never needs the hub; fail fast instead of hanging
+        env.update(cluster_env(config))
         env.update(config.env_dict)
         return env
 
@@ -111,6 +113,7 @@ class LocalProcessLauncher:
     def start(self, config: ServerConfig, log_dir: Path) -> Iterator[ServerHandle]:
         _check_local_model(config.model)
         log_dir.mkdir(parents=True, exist_ok=True)
+        cluster = wait_for_ray_cluster(config, self.python, self.on_progress) if uses_ray(config) else None
         for attempt in range(1, PORT_RETRIES + 1):
             port = free_port()
             log_path = log_dir / f"{config.id}-{time.strftime('%Y%m%d-%H%M%S')}-p{port}.log"
@@ -120,6 +123,8 @@ class LocalProcessLauncher:
         try:
             facts = parse_startup_log(log_path.read_text(encoding="utf-8", errors="replace").splitlines())
             facts.time_to_ready_s = ready_s
+            if cluster is not None:
+                facts.extra["cluster_nodes"] = cluster.node_facts()
             yield ServerHandle(config, f"http://127.0.0.1:{port}", log_path, facts, pid=proc.pid)
         finally:
             stop_process_group(proc)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from servegate.baseline import atomic_write_text
+from servegate.history.plot import render_history
 from servegate.report import plots
 from servegate.roofline import Floors, floors_for_case
 from servegate.status import LevelPoint, LevelStatus, classify_levels, saturation_onset
@@ -714,7 +715,7 @@ def render_ab(doc: Mapping[str, Any]) -> str:
 def render_html(doc: Mapping[str, Any], floors_for: FloorsFor | None = None) -> str:
     """The whole report as one string. ``floors_for`` maps a case to its physical floors (default: roofline's)."""
     floors_for = floors_for or floors_for_case
-    body = [render_header(doc), render_ab(doc)]
+    body = [render_header(doc), render_ab(doc), render_history(doc)]
     for case in doc.get("cases") or []:
         body.append(render_case(case, floors_for(case)))
     footer = (f'<p class="note">Rendered by servegate at {esc(time.strftime("%Y-%m-%d %H:%M:%S"))}. Means ± 95% t '

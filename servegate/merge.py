@@ -1,0 +1,228 @@
+"""``servegate merge``: the results of N shards (``pytest --shard I/N`` on N runners) as one session.
+
+One results document with every shard's cases, one family-wise gate over all of their rows, one HTML report,
+one JUnit file for one CI verdict (servegate.junit_verdict), and one history entry. Shards are checked before
+anything is written: all N present once, from one planned session (same family size and gate mode), no case
+twice.
+
+The gate: each shard already decided its rows in the whole session's family (the plugin plans M over every
+selected case before it splits them), so the verdicts are those of an unsplit run. The merge re-decides every
+tested row over the merged family anyway, with the decision rule of servegate.stats (``verdict_codes``) at
+p adjusted to min(1, p·M): Holm's first step, the planned-family rule of ``gate.decide_in_family``. A row whose
+verdict moves (shards from a servegate that planned per shard) says so in its reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import math
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from servegate.junit_verdict import EXIT_FAIL, EXIT_PASS, EXIT_UNUSABLE
+from servegate.results import session_document, write_results
+from servegate.stats import DEFAULT_ALPHA, INCONCLUSIVE_CODE, OK_CODE, REGRESSED_CODE, verdict_codes
+
+_VERDICT_OF_CODE = {REGRESSED_CODE: "REGRESSED", OK_CODE: "OK", INCONCLUSIVE_CODE: "INCONCLUSIVE"}
+
+
+class MergeError(Exception):
+    """The shards cannot be joined into one session; the message names the files and what is wrong."""
+
+
+def merge_documents(shards: list[tuple[Path, dict[str, Any]]]) -> dict[str, Any]:
+    """One session document from the shards' documents (already validated as results documents)."""
+    family, mode, count = _check_shards(shards)
+    cases: list[dict[str, Any]] = []
+    seen: dict[str, Path] = {}
+    for path, doc in shards:
+        for case in doc["cases"]:
+            if case["id"] in seen:
+                raise MergeError(f"case {case['id']} is in both {seen[case['id']]} and {path}: shards must not overlap")
+            seen[case["id"]] = path
+            cases.append(copy.deepcopy(case))
+    cases.sort(key=lambda case: case["id"])
+    for case in cases:
+        if case.get("gate"):
+            case["gate"] = redecide(case["gate"], family)
+    first = shards[0][1]
+    environment = dict(first.get("environment") or {})
+    environment["command"] = "servegate merge " + " ".join(str(path) for path, _ in shards)
+    environment["shards"] = f"{count} (planned family {family}, gate {mode})"
+    merged = session_document(cases, environment)
+    merged["created"] = max(str(doc.get("created", "")) for _, doc in shards)
+    merged["shards"] = [
+        {"file": str(path), "index": doc["shard"]["index"], "created": doc.get("created"), **_shard_env(doc)}
+        for path, doc in shards
+    ]
+    merged["gate_mode"] = mode
+    return merged
+
+
+def _shard_env(doc: dict[str, Any]) -> dict[str, Any]:
+    env = doc.get("environment") or {}
+    return {"hardware": env.get("hardware"), "command": env.get("command")}
+
+
+def _check_shards(shards: list[tuple[Path, dict[str, Any]]]) -> tuple[int, str, int]:
+    missing = [str(path) for path, doc in shards if not isinstance(doc.get("shard"), dict)]
+    if missing:
+        raise MergeError(f"not shard results (no 'shard' key; run pytest with --shard I/N): {', '.join(missing)}")
+    counts = {doc["shard"]["count"] for _, doc in shards}
+    if len(counts) != 1:
+        raise MergeError(f"shards of different splits ({' vs '.join(f'N={n}' for n in sorted(counts))})")
+    count = counts.pop()
+    indices = sorted(doc["shard"]["index"] for _, doc in shards)
+    if indices != list(range(1, count + 1)):
+        absent = sorted(set(range(1, count + 1)) - set(indices))
+        twice = sorted({i for i in indices if indices.count(i) > 1})
+        raise MergeError(
+            f"need shards 1..{count} once each: "
+            + "; ".join(
+                part
+                for part in (
+                    f"missing {', '.join(f'{i}/{count}' for i in absent)}" if absent else "",
+                    f"given twice {', '.join(f'{i}/{count}' for i in twice)}" if twice else "",
+                )
+                if part
+            )
+        )
+    families = {doc["shard"]["planned_family"] for _, doc in shards}
+    modes = {doc["shard"]["gate"] for _, doc in shards}
+    if len(families) != 1 or len(modes) != 1:
+        raise MergeError(
+            f"shards planned different sessions (family sizes {sorted(families)}, gate modes {sorted(modes)}): "
+            "they ran other suite files, markers or options; merge only shards of one run"
+        )
+    return families.pop(), modes.pop(), count
+
+
+def redecide(rows: list[dict[str, Any]], family: int) -> list[dict[str, Any]]:
+    """Every tested row's verdict over a family of ``family`` comparisons (see the module docstring)."""
+    out = []
+    for row in rows:
+        row = dict(row)
+        numbers = [row.get(k) for k in ("ratio", "ci_high", "p_value")]
+        if all(isinstance(x, (int, float)) and math.isfinite(x) and x > 0 for x in numbers[:2]) and isinstance(
+            numbers[2], (int, float)
+        ):
+            ratio, ci_high, p = (float(x) for x in numbers)  # type: ignore[arg-type]
+            p_adjusted = min(1.0, p * family)
+            code = int(
+                verdict_codes(
+                    np.array(math.log(ratio)),
+                    np.array(math.log(ci_high)),
+                    np.array(p_adjusted),
+                    float(row.get("tolerance") or 0.0),
+                    float(row.get("alpha") or DEFAULT_ALPHA),
+                )
+            )
+            verdict = _VERDICT_OF_CODE[code]
+            if verdict != row.get("verdict"):
+                row["reason"] = (
+                    f"{row.get('reason', '')} [merge: {row.get('verdict')} → {verdict} over the family of {family}]"
+                )
+            row.update(verdict=verdict, p_adjusted=p_adjusted)
+        out.append(row)
+    return out
+
+
+def gate_failed(document: dict[str, Any]) -> bool:
+    """The session's gate decision in its mode: default fails on REGRESSED, strict on anything but OK."""
+    mode = document.get("gate_mode", "default")
+    verdicts = [row.get("verdict") for case in document["cases"] for row in case.get("gate") or []]
+    if mode == "off":
+        return False
+    if mode == "strict":
+        return any(v != "OK" for v in verdicts)
+    return "REGRESSED" in verdicts
+
+
+def merge_junit(paths: list[Path], document: dict[str, Any], out: Path) -> Path:
+    """The shards' JUnit files as one, plus a test case for the family-wise gate of the merged session.
+
+    A missing or unreadable shard file is an error: that shard's session did not finish, and a merged verdict
+    without it would pass what never ran."""
+    root = ET.Element("testsuites")
+    for path in paths:
+        try:
+            shard_root = ET.parse(path).getroot()
+        except (OSError, ET.ParseError) as exc:
+            raise MergeError(f"{path}: shard JUnit file unusable ({exc}); that shard did not finish") from exc
+        suites = [shard_root] if shard_root.tag == "testsuite" else list(shard_root.iter("testsuite"))
+        for suite in suites:
+            suite.set("name", f"{suite.get('name', 'pytest')} [{path.name}]")
+            root.append(suite)
+    gate = ET.SubElement(root, "testsuite", name="servegate merge", tests="1")
+    case = ET.SubElement(gate, "testcase", classname="servegate.merge", name="family-wise gate")
+    if gate_failed(document):
+        failing = [
+            f"{c['id']} {row.get('metric')}: {row.get('reason')}"
+            for c in document["cases"]
+            for row in c.get("gate") or []
+            if row.get("verdict") != "OK"
+        ]
+        ET.SubElement(case, "failure", message="regression gate failed over the merged family").text = "\n".join(
+            failing
+        )
+        gate.set("failures", "1")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    ET.ElementTree(root).write(out, encoding="utf-8", xml_declaration=True)
+    return out
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("merge", help="join shard results (pytest --shard I/N) into one session and one verdict")
+    parser.add_argument("results", nargs="+", help="every shard's results JSON")
+    parser.add_argument("-o", "--output", required=True, help="the merged results JSON (the HTML goes beside it)")
+    parser.add_argument("--junit", nargs="+", default=[], help="every shard's JUnit XML: merged beside the JSON")
+    parser.add_argument(
+        "--history-url",
+        default=None,
+        help="history database for the merged session (default: $SERVEGATE_HISTORY_URL or history.sqlite "
+        "beside the output)",
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from servegate.cli import load_document
+    from servegate.history import HistoryError
+    from servegate.history.record import record_session
+    from servegate.history.store import default_url
+    from servegate.report.html import write_html_report
+
+    paths = [Path(p) for p in args.results]
+    try:
+        merged = merge_documents([(path, load_document(path)) for path in paths])
+    except MergeError as exc:
+        print(f"servegate merge: error: {exc}")
+        return EXIT_UNUSABLE
+    out = Path(args.output)
+    url = args.history_url or default_url(out.parent)
+    try:
+        note = record_session(merged, url)
+        merged["history"] = note.to_dict()
+        history_lines = note.lines(merged)
+    except HistoryError as exc:
+        history_lines = [f"history NOT recorded: {exc}"]
+    write_results(out, merged)
+    html = write_html_report(merged, out.with_suffix(".html"))
+    print(f"merged {len(paths)} shards, {len(merged['cases'])} cases: {out}")
+    print(f"HTML report: {html}")
+    for line in history_lines:
+        print(line)
+    if args.junit:
+        try:
+            junit = merge_junit([Path(p) for p in args.junit], merged, out.with_suffix(".junit.xml"))
+        except MergeError as exc:
+            print(f"servegate merge: error: {exc}")
+            return EXIT_UNUSABLE
+        print(f"JUnit: {junit} (verdict: python -m servegate.junit_verdict {junit})")
+    failed = gate_failed(merged)
+    print(f"gate ({merged['gate_mode']}) over all {len(paths)} shards: {'FAILED' if failed else 'passed'}")
+    return EXIT_FAIL if failed else EXIT_PASS

@@ -1,0 +1,177 @@
+"""Shards, one verdict: a session split over 2 runners (--shard 1/2, 2/2) and merged gives the unsplit session's
+cases, values and verdicts, one HTML report, one JUnit verdict and one history entry.
+
+The scratch suite records hand-made, deterministic starts (servegate.testing.fakes.fake_start) through the plugin's
+real gate path (bench.conclude): the same values in every run, so split and unsplit must agree exactly. One case
+is planted 30% slower than its baseline so the verdicts include a REGRESSED one.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from servegate import junit_verdict
+from servegate.cli import main
+from servegate.history.store import HistoryStore
+from servegate.merge import MergeError, merge_documents, redecide
+from tests.history_sessions import document, stamp
+
+pytest_plugins = ["pytester"]
+
+SLOW_CASE = "cpu/model-b/c2-in128-out64"
+
+GATED_MODULE = """
+import os
+
+from servegate.runner import CaseResult
+from servegate.testing.fakes import fake_start
+
+SUITE = "serving"
+
+
+def test_serving(case, bench):
+    scale = 1.0 + 0.01 * case.load.concurrency
+    if os.environ.get("SLOW_CASE") == case.id:
+        scale *= 1.3
+    starts = [fake_start(i, scale * f) for i, f in enumerate((1.0, 1.01, 1.004))]
+    bench.conclude(case, CaseResult(case.id, case.server, case.load, starts))
+"""
+
+
+def make_project(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest('pytest_plugins = ["servegate.plugin"]')
+    suites = pytester.mkdir("suites")
+    (suites / "serving.yaml").write_text(
+        textwrap.dedent(
+            """
+            hardware: cpu
+            suites:
+              serving:
+                restarts: 3
+                servers: [{model: some/model-a}, {model: some/model-b}]
+                loads: [{concurrency: 1, num_requests: 4}, {concurrency: 2, num_requests: 4}]
+            """
+        )
+    )
+    (suites / "test_serving.py").write_text(GATED_MODULE)
+
+
+def run(pytester: pytest.Pytester, results: str, *args: str) -> pytest.RunResult:
+    return pytester.runpytest(
+        "suites",
+        "-m",
+        "cpu",
+        "-p",
+        "no:cacheprovider",
+        "--baselines-dir",
+        "baselines",
+        "--results-dir",
+        results,
+        f"--junitxml={results}/junit.xml",
+        *args,
+    )
+
+
+def results_of(directory: Path) -> tuple[Path, dict]:
+    (path,) = directory.glob("results-*.json")
+    return path, json.loads(path.read_text())
+
+
+def by_case(doc: dict) -> dict[str, dict]:
+    return {case["id"]: case for case in doc["cases"]}
+
+
+def test_two_shards_merged_equal_the_unsplit_session(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    make_project(pytester)
+    run(pytester, "recorded", "--update-baselines").assert_outcomes(passed=4)
+    monkeypatch.setenv("SLOW_CASE", SLOW_CASE)
+    run(pytester, "unsplit").assert_outcomes(passed=3, failed=1)
+    one = run(pytester, "shard1", "--shard", "1/2")
+    two = run(pytester, "shard2", "--shard", "2/2")
+    assert one.parseoutcomes().get("deselected") == 2 and two.parseoutcomes().get("deselected") == 2
+    one.stdout.fnmatch_lines(["history: shard 1/2; `servegate merge` of all shards records the session"])
+
+    root = pytester.path
+    shard_paths = [results_of(root / "shard1")[0], results_of(root / "shard2")[0]]
+    assert not (root / "shard1" / "history.sqlite").exists()  # shards leave the history to the merge
+    merged_path = root / "merged" / "session.json"
+    junits = [str(root / "shard1" / "junit.xml"), str(root / "shard2" / "junit.xml")]
+    code = main(["merge", *map(str, shard_paths), "-o", str(merged_path), "--junit", *junits])
+    out = capsys.readouterr().out
+    assert code == 1, out  # the planted regression fails the merged gate
+    assert "gate (default) over all 2 shards: FAILED" in out
+
+    _, unsplit = results_of(root / "unsplit")
+    merged = json.loads(merged_path.read_text())
+    assert sorted(by_case(merged)) == sorted(by_case(unsplit))
+    assert {len(results_of(root / d)[1]["cases"]) for d in ("shard1", "shard2")} == {2}
+    verdicts = []
+    for case_id, case in by_case(unsplit).items():
+        twin = by_case(merged)[case_id]
+        assert twin["values"] == case["values"]
+        rows = [(r["metric"], r["verdict"], r["p_adjusted"], r["ratio"]) for r in case["gate"]]
+        assert [(r["metric"], r["verdict"], r["p_adjusted"], r["ratio"]) for r in twin["gate"]] == rows
+        verdicts += [r[1] for r in rows]
+    assert verdicts.count("REGRESSED") == 5 and verdicts.count("OK") == 15  # 4 cases x 5 gated metrics
+    assert "planned family 20" in unsplit["environment"]["gate"]
+
+    assert sorted(p.name for p in (root / "merged").glob("*.html")) == ["session.html"]
+    verdict = junit_verdict.evaluate(merged_path.with_suffix(".junit.xml"))
+    assert (verdict.tests, verdict.failures, verdict.exit_code) == (5, 2, junit_verdict.EXIT_FAIL)
+    with HistoryStore(str(root / "merged" / "history.sqlite")) as store:
+        (session,) = store.sessions()
+        assert session["shard_count"] == 2
+        assert {case_id for case_id, _ in store.series()} == set(by_case(unsplit))
+
+
+def shard_document(index: int, count: int, family: int = 10, case: str = "cpu/a") -> tuple[Path, dict]:
+    doc = document(stamp(index), {f"{case}{index}": [1.0, 1.01]})
+    doc["shard"] = {"index": index, "count": count, "planned_family": family, "gate": "default"}
+    return Path(f"shard{index}of{count}.json"), doc
+
+
+def test_merge_refuses_incomplete_overlapping_or_mixed_shards() -> None:
+    first = shard_document(1, 2)
+    with pytest.raises(MergeError, match=r"need shards 1..2 once each: missing 2/2"):
+        merge_documents([first])
+    with pytest.raises(MergeError, match=r"given twice 1/2"):
+        merge_documents([first, first])
+    with pytest.raises(MergeError, match="shards of different splits"):
+        merge_documents([first, shard_document(2, 3)])
+    with pytest.raises(MergeError, match=r"planned different sessions \(family sizes \[10, 12\]"):
+        merge_documents([first, shard_document(2, 2, family=12)])
+    unsplit = document(stamp(5), {"cpu/x": [1.0, 1.01]})
+    with pytest.raises(MergeError, match="not shard results"):
+        merge_documents([first, (Path("unsplit.json"), unsplit)])
+    _, second = shard_document(2, 2)
+    second["cases"][0]["id"] = first[1]["cases"][0]["id"]
+    with pytest.raises(MergeError, match=r"is in both shard1of2\.json and shard2\.json: shards must not overlap"):
+        merge_documents([first, (Path("shard2.json"), second)])
+
+
+def test_a_row_decided_in_a_smaller_family_is_redecided_and_says_so() -> None:
+    """A shard that planned only its own cases (M too small) called a row REGRESSED that the whole family does not
+    support: the merge re-decides it at p·M over the merged family and marks the change."""
+    row = {
+        "metric": "ttft_median_ms",
+        "verdict": "REGRESSED",
+        "reason": "r",
+        "ratio": 1.2,
+        "ci_high": 1.35,
+        "p_value": 0.004,
+        "tolerance": 0.03,
+        "alpha": 0.05,
+    }
+    (kept,) = redecide([row], family=10)
+    assert kept["verdict"] == "REGRESSED" and kept["p_adjusted"] == pytest.approx(0.04)
+    (moved,) = redecide([row], family=20)
+    assert moved["verdict"] == "INCONCLUSIVE"
+    assert moved["reason"].endswith("[merge: REGRESSED → INCONCLUSIVE over the family of 20]")
+    untested = {"metric": "*", "verdict": "NOT COMPARED", "reason": "no baseline", "ratio": None}
+    assert redecide([untested], family=20) == [untested]
