@@ -5,29 +5,22 @@ one JUnit file for one CI verdict (servegate.junit_verdict), and one history ent
 anything is written: all N present once, from one planned session (same family size and gate mode), no case
 twice.
 
-The gate: each shard already decided its rows in the whole session's family (the plugin plans M over every
-selected case before it splits them), so the verdicts are those of an unsplit run. The merge re-decides every
-tested row over the merged family anyway, with the decision rule of servegate.stats (``verdict_codes``) at
-p adjusted to min(1, p·M): Holm's first step, the planned-family rule of ``gate.decide_in_family``. A row whose
-verdict moves (shards from a servegate that planned per shard) says so in its reason.
+The gate: each shard decided its rows in the whole session's family (the plugin plans M over every selected case
+before it splits them, and the sequential gate's boundaries depend only on M, the budget and each case's own
+looks), so the verdicts are those of an unsplit run. The merge keeps them, after checking that every shard planned
+the same family; shards that planned different families are refused instead of re-decided.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
-import math
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from servegate.junit_verdict import EXIT_FAIL, EXIT_PASS, EXIT_UNUSABLE
 from servegate.results import session_document, write_results
-from servegate.stats import DEFAULT_ALPHA, INCONCLUSIVE_CODE, OK_CODE, REGRESSED_CODE, verdict_codes
-
-_VERDICT_OF_CODE = {REGRESSED_CODE: "REGRESSED", OK_CODE: "OK", INCONCLUSIVE_CODE: "INCONCLUSIVE"}
 
 
 class MergeError(Exception):
@@ -46,9 +39,6 @@ def merge_documents(shards: list[tuple[Path, dict[str, Any]]]) -> dict[str, Any]
             seen[case["id"]] = path
             cases.append(copy.deepcopy(case))
     cases.sort(key=lambda case: case["id"])
-    for case in cases:
-        if case.get("gate"):
-            case["gate"] = redecide(case["gate"], family)
     first = shards[0][1]
     environment = dict(first.get("environment") or {})
     environment["command"] = "servegate merge " + " ".join(str(path) for path, _ in shards)
@@ -99,36 +89,6 @@ def _check_shards(shards: list[tuple[Path, dict[str, Any]]]) -> tuple[int, str, 
             "they ran other suite files, markers or options; merge only shards of one run"
         )
     return families.pop(), modes.pop(), count
-
-
-def redecide(rows: list[dict[str, Any]], family: int) -> list[dict[str, Any]]:
-    """Every tested row's verdict over a family of ``family`` comparisons (see the module docstring)."""
-    out = []
-    for row in rows:
-        row = dict(row)
-        numbers = [row.get(k) for k in ("ratio", "ci_high", "p_value")]
-        if all(isinstance(x, (int, float)) and math.isfinite(x) and x > 0 for x in numbers[:2]) and isinstance(
-            numbers[2], (int, float)
-        ):
-            ratio, ci_high, p = (float(x) for x in numbers)  # type: ignore[arg-type]
-            p_adjusted = min(1.0, p * family)
-            code = int(
-                verdict_codes(
-                    np.array(math.log(ratio)),
-                    np.array(math.log(ci_high)),
-                    np.array(p_adjusted),
-                    float(row.get("tolerance") or 0.0),
-                    float(row.get("alpha") or DEFAULT_ALPHA),
-                )
-            )
-            verdict = _VERDICT_OF_CODE[code]
-            if verdict != row.get("verdict"):
-                row["reason"] = (
-                    f"{row.get('reason', '')} [merge: {row.get('verdict')} → {verdict} over the family of {family}]"
-                )
-            row.update(verdict=verdict, p_adjusted=p_adjusted)
-        out.append(row)
-    return out
 
 
 def gate_failed(document: dict[str, Any]) -> bool:

@@ -17,7 +17,7 @@ import pytest
 from servegate import junit_verdict
 from servegate.cli import main
 from servegate.history.store import HistoryStore
-from servegate.merge import MergeError, merge_documents, redecide
+from servegate.merge import MergeError, merge_documents
 from tests.history_sessions import document, stamp
 
 pytest_plugins = ["pytester"]
@@ -153,25 +153,3 @@ def test_merge_refuses_incomplete_overlapping_or_mixed_shards() -> None:
     second["cases"][0]["id"] = first[1]["cases"][0]["id"]
     with pytest.raises(MergeError, match=r"is in both shard1of2\.json and shard2\.json: shards must not overlap"):
         merge_documents([first, (Path("shard2.json"), second)])
-
-
-def test_a_row_decided_in_a_smaller_family_is_redecided_and_says_so() -> None:
-    """A shard that planned only its own cases (M too small) called a row REGRESSED that the whole family does not
-    support: the merge re-decides it at p·M over the merged family and marks the change."""
-    row = {
-        "metric": "ttft_median_ms",
-        "verdict": "REGRESSED",
-        "reason": "r",
-        "ratio": 1.2,
-        "ci_high": 1.35,
-        "p_value": 0.004,
-        "tolerance": 0.03,
-        "alpha": 0.05,
-    }
-    (kept,) = redecide([row], family=10)
-    assert kept["verdict"] == "REGRESSED" and kept["p_adjusted"] == pytest.approx(0.04)
-    (moved,) = redecide([row], family=20)
-    assert moved["verdict"] == "INCONCLUSIVE"
-    assert moved["reason"].endswith("[merge: REGRESSED → INCONCLUSIVE over the family of 20]")
-    untested = {"metric": "*", "verdict": "NOT COMPARED", "reason": "no baseline", "ratio": None}
-    assert redecide([untested], family=20) == [untested]
