@@ -31,6 +31,7 @@ import yaml
 
 from servegate.capacity import parse_limits
 from servegate.config import SLO, LoadConfig, ProfileKind, ServerConfig, dataclass_from_mapping, normalize_env
+from servegate.gate import DERIVED_GATED_METRICS
 from servegate.hardware import KNOWN_MARKERS
 from servegate.redact import is_secret_name, register_secret
 from servegate.sequential import Budget, BudgetError
@@ -173,11 +174,12 @@ def check_gate_metrics(metrics: object, where: str) -> tuple[str, ...]:
     if not isinstance(metrics, list) or not metrics or not all(isinstance(m, str) and m.strip() for m in metrics):
         raise SuiteError(f"{where}: expected a non-empty list of metric names, got {metrics!r}")
     metrics = [m.strip() for m in metrics]
-    unknown = [m for m in metrics if not _METRIC_NAME.fullmatch(m)]
+    unknown = [m for m in metrics if not (_METRIC_NAME.fullmatch(m) or m in DERIVED_GATED_METRICS)]
     if unknown:
         raise SuiteError(
             f"{where}: not a per-start metric name: {', '.join(unknown)}; expected e.g. ttft_median_ms, "
-            "itl_p90_ms, tpot_mean_ms, e2el_median_ms, output_throughput, request_throughput"
+            "itl_p90_ms, tpot_mean_ms, e2el_median_ms, output_throughput, request_throughput, "
+            + ", ".join(DERIVED_GATED_METRICS)
         )
     return tuple(metrics)
 
