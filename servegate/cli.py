@@ -100,6 +100,7 @@ def _preflight(args: argparse.Namespace) -> int:
 def _plan(args: argparse.Namespace) -> int:
     from servegate.config import INTENSITY_MULTIPLIERS
     from servegate.preflight import plan, render_plan
+    from servegate.sequential import Budget, BudgetError
     from servegate.suite import SuiteError, load_suite_file
 
     try:
@@ -109,7 +110,12 @@ def _plan(args: argparse.Namespace) -> int:
         return 2
     if args.suite:
         cases = [c for c in cases if c.suite in args.suite]
-    planned = plan(cases, args.restarts, INTENSITY_MULTIPLIERS[args.intensity])
+    try:
+        budget = Budget.parse(args.restarts) if args.restarts else None
+    except BudgetError as exc:
+        print(f"servegate: error: {exc}", file=sys.stderr)
+        return 2
+    planned = plan(cases, budget, INTENSITY_MULTIPLIERS[args.intensity])
     print(render_plan(planned))
     budget_s = sum(p.startup_budget_s for p in planned)
     if args.budget_minutes is not None and budget_s > args.budget_minutes * 60:
@@ -160,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     planner = sub.add_parser("plan", help="print the server starts, requests and start-up budget of a selection")
     planner.add_argument("suites", nargs="+", help="suite YAML files")
     planner.add_argument("--suite", action="append", help="only these suites (repeatable; default: all)")
-    planner.add_argument("--restarts", type=int, help="as pytest's --restarts")
+    planner.add_argument("--restarts", help="as pytest's --restarts (auto, N or MIN:MAX; counted at its maximum)")
     planner.add_argument("--intensity", choices=("quick", "default", "thorough"), default="default")
     planner.add_argument(
         "--budget-minutes", type=float, help="exit 1 when the worst-case start-ups alone exceed this (the job timeout)"

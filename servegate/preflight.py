@@ -32,6 +32,7 @@ from typing import Any
 
 from servegate.config import ServerConfig
 from servegate.redact import is_secret_name, redact_text
+from servegate.sequential import Budget
 
 CHECK_TIMEOUT_S = 300.0  # a cold import of vLLM on a loaded 2-core machine takes 20-50 s
 CHECKER_LOG_LEVEL = "ERROR"  # vLLM logs to stdout; the answer is the last JSON line, logs must not bury it
@@ -326,15 +327,17 @@ class PlannedCase:
     startup_budget_s: float  # starts x the server's startup_timeout_s: the most its start-ups may take
 
 
-def plan(cases: Iterable[Any], restarts: int | None = None, multiplier: float = 1.0) -> list[PlannedCase]:
-    """The starts, requests and worst-case start-up time of every case (servegate.suite.Case), as the plugin will
-    run them (``--restarts``, ``--intensity``). Start-up dominates GPU suites: a 405B model's start is minutes."""
+def plan(cases: Iterable[Any], restarts: Budget | None = None, multiplier: float = 1.0) -> list[PlannedCase]:
+    """The starts, requests and worst-case start-up time of every case (servegate.suite.Case), as the plugin may
+    run them (``--restarts``, ``--intensity``): a sequential budget is counted at its maximum, the most it can
+    spend. Start-up dominates GPU suites: a 405B model's start is minutes."""
     out = []
     for case in cases:
         servers = [server for _, server in case.arms] or [case.server]
-        starts = (restarts or case.restarts) * len(servers)
+        per_server = (restarts or case.restarts).max_starts
+        starts = per_server * len(servers)
         requests = sum(max(1, round(load.num_requests * multiplier)) + load.warmup_requests for _, load in case.steps)
-        budget = (restarts or case.restarts) * sum(server.startup_timeout_s for server in servers)
+        budget = per_server * sum(server.startup_timeout_s for server in servers)
         out.append(PlannedCase(case.id, starts, requests * starts, budget))
     return out
 

@@ -360,6 +360,11 @@ def suite_json_schema() -> dict[str, Any]:
         "additionalProperties": {"type": ["string", "number", "boolean"]},
     }
     server["properties"]["extra_args"] = {"type": "array", "items": {"type": "string"}, "default": []}
+    load["properties"]["slo_limits"] = {
+        "type": "object",
+        "description": "capacity: metric -> bound, e.g. {ttft_p99_ms: 500}; a level holds when every bound holds",
+        "additionalProperties": {"type": "number"},
+    }
     entry = {**server, "properties": {**server["properties"], "matrix": {
         "type": "object",
         "description": f"server field -> list of values; the entry expands to their product (<= {MAX_CASES_PER_SUITE})",

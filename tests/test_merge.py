@@ -115,8 +115,8 @@ def test_two_shards_merged_equal_the_unsplit_session(
     for case_id, case in by_case(unsplit).items():
         twin = by_case(merged)[case_id]
         assert twin["values"] == case["values"]
-        rows = [(r["metric"], r["verdict"], r["p_adjusted"], r["ratio"]) for r in case["gate"]]
-        assert [(r["metric"], r["verdict"], r["p_adjusted"], r["ratio"]) for r in twin["gate"]] == rows
+        rows = [(r["metric"], r["verdict"], r["ratio"], r["ci_low"], r["ci_high"]) for r in case["gate"]]
+        assert [(r["metric"], r["verdict"], r["ratio"], r["ci_low"], r["ci_high"]) for r in twin["gate"]] == rows
         verdicts += [r[1] for r in rows]
     assert verdicts.count("REGRESSED") == 5 and verdicts.count("OK") == 15  # 4 cases x 5 gated metrics
     assert "planned family 20" in unsplit["environment"]["gate"]

@@ -20,6 +20,7 @@ from servegate import cli
 from servegate.config import ServerConfig
 from servegate.launch.docker import ROCM_DEVICE_FLAGS
 from servegate.preflight import CHECKER, Resolver, Target, Verdict, check, plan, run_preflight
+from servegate.sequential import Budget
 from servegate.suite import load_suite_file
 
 pytest_plugins = ["pytester"]
@@ -181,7 +182,8 @@ def test_a_rejected_case_fails_before_any_server_starts(pytester: pytest.Pyteste
     (suites / "test_serving.py").write_text(
         "import pytest\nimport servegate.plugin as plugin\nSUITE = 'serving'\n\n"
         "def test_serving(case, bench, monkeypatch):\n"
-        "    monkeypatch.setattr(plugin, 'run_case', lambda case_id, *a: pytest.fail(f'server started: {case_id}'))\n"
+        "    monkeypatch.setattr(plugin, 'run_case',\n"
+        "                        lambda case_id, *a, **k: pytest.fail(f'server started: {case_id}'))\n"
         "    bench.run(case)\n"
     )
     result = pytester.runpytest("suites", "-m", "cpu", "--vllm-python", str(replay_python), "-p", "no:cacheprovider")
@@ -193,13 +195,16 @@ def test_a_rejected_case_fails_before_any_server_starts(pytester: pytest.Pyteste
 
 
 def test_plan_counts_starts_requests_and_the_start_up_budget(capsys: pytest.CaptureFixture[str]) -> None:
-    """The MI300X suites as shipped: 31 starts, 10 of them the Llama-405B ablation (5 per arm), 1,800 s each at most."""
+    """The MI300X suites as shipped: every case's budget maximum times its servers (the Llama-405B ablation: 5 per
+    arm, 10 in all), 1,800 s each at most; a sequential budget is counted at its maximum."""
     cases = load_suite_file(REPO / "suites" / "mi300x.yaml")
     planned = {p.case_id: p for p in plan(cases)}
     ablation = next(p for cid, p in planned.items() if "aiter-on-vs-aiter-off" in cid)
     assert ablation.starts == 10 and ablation.startup_budget_s == 10 * 1800
-    assert sum(p.starts for p in planned.values()) == 31
-    quick = plan([c for c in cases if c.suite == "correctness"], restarts=1, multiplier=0.5)
+    expected = sum(c.restarts.max_starts * max(len(c.arms), 1) for c in cases)
+    assert sum(p.starts for p in planned.values()) == expected
+    assert plan(cases, restarts=Budget(3, 12))[0].starts == 12 * max(len(cases[0].arms), 1)
+    quick = plan([c for c in cases if c.suite == "correctness"], restarts=Budget(1, 1), multiplier=0.5)
     assert [(p.starts, p.requests) for p in quick] == [(1, 4)]  # 8 requests x 0.5, no warm-up in that suite
 
     path = str(REPO / "suites" / "mi300x.yaml")

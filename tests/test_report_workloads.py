@@ -60,7 +60,9 @@ def start(index: int, jitter: float) -> StartResult:
                              "cliff_factor": found.cliff_factor, "limits": ["ttft_p99_ms <= 200"],
                              "probes": [{"level": p.level, "violated": list(p.violated)} for p in found.probes]},
                 "pareto": front.to_dict()}
-    return StartResult(index, StartupFacts(vllm_version="test"), list(measured.values()), None, 0.0, derived, findings)
+    return StartResult(
+        index, StartupFacts(vllm_version="test"), list(measured.values()), None, 0.0, derived=derived, findings=findings
+    )
 
 
 def test_capacity_pareto_steady_and_server_rates_are_rendered() -> None:

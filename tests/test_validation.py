@@ -40,7 +40,8 @@ BAD_FIELDS = {
     "launcher-typo": (suite_text(server="{model: m, launcher: dokcer}"),
                       "servers[0].launcher: got 'dokcer' (str); expected 'local', 'docker' or 'external'"),
     "dataset-unknown": (suite_text(load="{dataset: wikipedia}"),
-                        "loads[0].dataset: got 'wikipedia' (str); expected 'synthetic', 'sharegpt' or 'images'"),
+                        "loads[0].dataset: got 'wikipedia' (str); "
+                        "expected 'synthetic', 'sharegpt', 'images' or 'mooncake'"),
     "bool-as-string": (suite_text(server='{model: m, enforce_eager: "no"}'),
                        "servers[0].enforce_eager: got 'no' (str); expected a valid boolean"),
     "int-as-string": (suite_text(load='{num_requests: "64"}'),
