@@ -40,7 +40,9 @@ def test_rate_profiles_need_a_rate() -> None:
 def test_sweep_rates_lie_strictly_between_sync_and_max() -> None:
     rates = profiles.sweep_rates(1.0, 9.0, 3)
     assert rates == pytest.approx([3.0, 5.0, 7.0])
-    assert profiles.sweep_rates(5.0, 4.0, 3) == []  # max below sync: nothing in between to try
+    # a start whose concurrent level was no faster than one stream keeps the same levels (paired by label)
+    assert profiles.sweep_rates(5.0, 4.0, 3) == pytest.approx([4.25, 4.5, 4.75])
+    assert profiles.sweep_rates(0.0, 4.0, 3) == []  # a bound that measured nothing
 
 
 def test_saturation_levels_and_stop_rule() -> None:

@@ -36,10 +36,16 @@ def arrival_offsets(
 
 
 def sweep_rates(sync_rate: float, max_rate: float, steps: int) -> list[float]:
-    """GuideLLM's sweep: ``steps`` constant rates evenly spaced strictly between the synchronous and max rates."""
-    if steps <= 0 or not (max_rate > sync_rate > 0):
+    """GuideLLM's sweep: ``steps`` constant rates evenly spaced strictly between the synchronous and max rates.
+
+    Every start of a sweep gets the same number of levels, because statistics pair levels across starts by label:
+    a start whose concurrent level was no faster than one stream (a busy CPU server) still spans the interval
+    between its two bounds, in ascending order.
+    """
+    if steps <= 0 or min(sync_rate, max_rate) <= 0:
         return []
-    return np.linspace(sync_rate, max_rate, steps + 2)[1:-1].tolist()
+    low, high = sorted((sync_rate, max_rate))
+    return np.linspace(low, high, steps + 2)[1:-1].tolist()
 
 
 def saturation_levels(load: LoadConfig) -> list[int]:
