@@ -207,21 +207,20 @@ def test_server_killed_before_requests_can_be_counted(
 
 
 INNER_TEST = """
-import sys, time
+import sys
 from pathlib import Path
 sys.path.insert(0, {repo!r})
 from fixtures.servers import tiny_server_config
 from servegate.config import LoadConfig
 from servegate.launch.local import LocalProcessLauncher
-from servegate.launch.base import ServerHandle, ServerLostError
 from servegate.load.measure import measure
-from servegate.load.prompts import ServerTokenizer
-from servegate.load.server_metrics import Scraper
 
 def test_long_run(tmp_path):
     launcher = LocalProcessLauncher(python=sys.executable)
     with launcher.start(tiny_server_config(), Path({logs!r})) as server:
-        Path({pidfile!r}).write_text(f"{{server.pid}} {{server.base_url}}")
+        partial = Path({pidfile!r} + ".partial")
+        partial.write_text(f"{{server.pid}} {{server.base_url}}")
+        partial.replace({pidfile!r})  # the outer test never reads half a line
         measure(server, LoadConfig(num_requests=2000, concurrency=2, prompt_tokens=16, output_tokens=16,
                                    warmup_requests=0, client_check=False, max_seconds=300))
 """
@@ -229,6 +228,19 @@ def test_long_run(tmp_path):
 
 def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _end_inner_pytest(proc: subprocess.Popen) -> None:
+    """After a failed assertion: Ctrl-C first, so the inner launcher stops its server's group (a SIGKILLed pytest
+    leaves that to the server's parent-death signal, which a vLLM still starting up can miss), SIGKILL last."""
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGINT)
+    try:
+        proc.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def test_ctrl_c_during_a_run_leaves_no_vllm_process(tmp_path: Path) -> None:
@@ -250,8 +262,11 @@ def test_ctrl_c_during_a_run_leaves_no_vllm_process(tmp_path: Path) -> None:
         preexec_fn=_default_sigint,
     )
     try:
-        deadline = time.monotonic() + 240
-        while not pidfile.exists() or not pidfile.read_text():
+        # The inner launcher has its own start-up deadline (startup_timeout_s) and fails the inner test with the
+        # reason when it passes, so this loop waits for an event (the pid file, or the inner pytest's exit); its
+        # own deadline only guards against a hang beyond that.
+        deadline = time.monotonic() + tiny_server_config().startup_timeout_s + 120
+        while not pidfile.exists():
             assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
             assert time.monotonic() < deadline, "the inner server did not come up"
             time.sleep(0.5)
@@ -263,9 +278,7 @@ def test_ctrl_c_during_a_run_leaves_no_vllm_process(tmp_path: Path) -> None:
         os.killpg(proc.pid, signal.SIGINT)
         out, _ = proc.communicate(timeout=90)
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        _end_inner_pytest(proc)
     text = out.decode(errors="replace")
     assert proc.returncode == pytest.ExitCode.INTERRUPTED, text
     assert "KeyboardInterrupt" in text
