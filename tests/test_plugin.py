@@ -19,7 +19,7 @@ pytest_plugins = ["pytester"]
 CONFTEST = """
 import servegate.hardware as hw
 {fake_hardware}
-pytest_plugins = ["servegate.plugin"]
+pytest_plugins = ["servegate.pytest.plugin"]
 """
 
 FAKE_MI300X = """

@@ -171,7 +171,7 @@ def test_cli_preflight_says_when_the_checker_cannot_run(tmp_path: Path, capsys: 
 def test_a_rejected_case_fails_before_any_server_starts(pytester: pytest.Pytester, replay_python: Path) -> None:
     """The plugin checks every planned case once, before the first start, and fails the rejected one with vLLM's
     words; the accepted case goes on to start its server (here: a launcher that records the start)."""
-    pytester.makeconftest('pytest_plugins = ["servegate.plugin"]\n')
+    pytester.makeconftest('pytest_plugins = ["servegate.pytest.plugin"]\n')
     suites = pytester.mkdir("suites")
     (suites / "cpu.yaml").write_text(
         "hardware: cpu\nsuites:\n  serving:\n    servers:\n"
@@ -180,7 +180,7 @@ def test_a_rejected_case_fails_before_any_server_starts(pytester: pytest.Pyteste
         "    loads: [{concurrency: 1, num_requests: 1}]\n"
     )
     (suites / "test_serving.py").write_text(
-        "import pytest\nimport servegate.plugin as plugin\nSUITE = 'serving'\n\n"
+        "import pytest\nimport servegate.pytest.plugin as plugin\nSUITE = 'serving'\n\n"
         "def test_serving(case, bench, monkeypatch):\n"
         "    monkeypatch.setattr(plugin, 'run_case',\n"
         "                        lambda case_id, *a, **k: pytest.fail(f'server started: {case_id}'))\n"

@@ -140,12 +140,12 @@ loop.run_forever()
 """
 
 STUB_CONFTEST = f"""
-from servegate.plugin import BenchSession
+from servegate.pytest.plugin import BenchSession
 from servegate.testing.fakes import ScriptLauncher
 
 # Every server start is the stub server with the latency the test's environment gives (no vLLM).
 BenchSession.launcher = lambda self: ScriptLauncher({STUB_SERVER!r})
-pytest_plugins = ["servegate.plugin"]
+pytest_plugins = ["servegate.pytest.plugin"]
 """
 
 STUB_SUITE = """
