@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from servegate.hardware import HardwareInfo, TelemetrySample, TelemetrySampler, detected
+from servegate.hardware.detect import HardwareInfo, TelemetrySample, TelemetrySampler, detected
 
 PERIOD_S = 0.5
 

@@ -143,7 +143,7 @@ def _default_spec_lookup() -> Callable[[str], Any] | None:
     """The exact part's figures when the case ran on this machine's kind of GPU (the report a run writes at its end;
     an H100 PCIe must not get the SXM's bandwidth), else the marker's."""
     try:
-        from servegate.hardware import detected, spec_for  # type: ignore[import-not-found]
+        from servegate.hardware.detect import detected, spec_for  # type: ignore[import-not-found]
     except ImportError:
         return None
 

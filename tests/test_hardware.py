@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from servegate import hardware as hw
-from servegate.hardware import CommandResult, HardwareInfo
+from servegate.hardware import detect as hw
+from servegate.hardware.detect import CommandResult, HardwareInfo
 
 DATA = Path(__file__).parent / "data" / "hw"
 

@@ -13,7 +13,7 @@ import pytest
 
 from servegate.baseline import BaselineError
 from servegate.config import LoadConfig, ServerConfig
-from servegate.hardware import detected
+from servegate.hardware.detect import detected
 from servegate.regression import RegressionGate, planned_rows
 from servegate.runner import CaseResult
 from servegate.sequential import Budget

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from servegate.config import ServerConfig
-from servegate.hardware import CommandResult, Runner, run_command
+from servegate.hardware.detect import CommandResult, Runner, run_command
 from servegate.launch.base import ServerStartError
 
 CLUSTER_POLL_S = 5.0

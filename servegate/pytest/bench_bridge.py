@@ -137,7 +137,7 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
     session = getattr(config, "_benchmarksession", None)
     machine = getattr(session, "servegate_machine", None)
     if machine is None:
-        from servegate.hardware import detected
+        from servegate.hardware.detect import detected
 
         machine = detected().fingerprint()
     machine_info[MACHINE_KEY] = machine
