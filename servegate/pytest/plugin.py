@@ -21,7 +21,8 @@ from servegate import compat
 from servegate.baseline import BaselineConflict, BaselineError
 from servegate.config import INTENSITY_MULTIPLIERS, ServerConfig
 from servegate.gate import DEFAULT_GATED_METRICS, DERIVED_GATED_METRICS, Comparison, Monitor, gate_failed, render_gate
-from servegate.hardware.detect import KNOWN_MARKERS, MARKER_LABELS, detected, skip_reason_for
+from servegate.hardware.detect import detected, skip_reason_for
+from servegate.hardware.specs import KNOWN_MARKERS, MARKER_LABELS
 from servegate.history import HistoryError
 from servegate.history.record import record_session
 from servegate.history.store import default_url
