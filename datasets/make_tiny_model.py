@@ -2,8 +2,8 @@
 
 The model has no weights: vLLM fills them with random values, so the numbers it computes are meaningless but the
 work it does per token (attention, MLP, sampling, detokenization) is real. Only the architecture (``config.json``)
-and a tokenizer are needed, both written here from ``corpus.txt`` so that the output is byte-identical on every run
-and nothing is ever downloaded.
+and a tokenizer are needed, both written here from ``servegate/data/corpus.txt`` so that the output is byte-identical
+on every run and nothing is ever downloaded.
 
 Usage: ``python datasets/make_tiny_model.py [--out datasets/tiny-llama]``; ``--check`` exits 1 if the committed
 files differ from what this script would write.
@@ -20,7 +20,7 @@ from pathlib import Path
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
 HERE = Path(__file__).resolve().parent
-CORPUS = HERE / "corpus.txt"
+CORPUS = HERE.parent / "servegate" / "data" / "corpus.txt"  # the prompts' text: one copy, in the package
 DEFAULT_OUT = HERE / "tiny-llama"
 TARGET_VOCAB = 2048
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"

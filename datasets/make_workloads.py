@@ -6,7 +6,7 @@
   prompt" families whose leading blocks they share, then add blocks of their own, so a replay has a known prefix-
   sharing structure: ``shared_block_share`` below is the share of blocks a perfect prefix cache could serve.
 - ``conversations-sharegpt.json``: 12 ShareGPT-format conversations of 4 human turns each (with short "gpt"
-  answers, which multi-turn replay replaces by the server's own), sentences drawn from ``corpus.txt``.
+  answers, which multi-turn replay replaces by the server's own), sentences drawn from ``servegate/data/corpus.txt``.
 
 Deterministic (seeded); ``--check`` exits 1 when the committed files differ from what this script writes.
 Usage: ``python datasets/make_workloads.py [--check]``.
@@ -62,7 +62,8 @@ def shared_block_share(lines: list[str]) -> float:
 
 def conversations(seed: int = 15) -> list[dict]:
     rng = random.Random(seed)
-    sentences = [s.strip() + "." for s in (HERE / "corpus.txt").read_text(encoding="utf-8").split(".") if s.strip()]
+    corpus = (HERE.parent / "servegate" / "data" / "corpus.txt").read_text(encoding="utf-8")
+    sentences = [s.strip() + "." for s in corpus.split(".") if s.strip()]
     out = []
     for c in range(12):
         turns = []

@@ -31,7 +31,7 @@ from servegate.redact import MASK, is_secret_name, redact_obj
 
 if TYPE_CHECKING:
     from servegate.config import LoadConfig, ServerConfig
-    from servegate.hardware import HardwareInfo
+    from servegate.hardware.detect import HardwareInfo
     from servegate.launch.base import StartupFacts
     from servegate.runner import CaseResult
 
@@ -96,7 +96,7 @@ class Fingerprint:
         """The fingerprint of a run: detected hardware, the server config's model (``--revision`` from its extra
         args), and what the server said at startup (vLLM version; image digest from the docker launcher)."""
         from servegate import __version__
-        from servegate.hardware import detected
+        from servegate.hardware.detect import detected
 
         hw = hardware or detected()
         revision = None

@@ -25,7 +25,7 @@ from typing import Any, Literal
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from servegate.hardware import ROCM_MARKERS
+from servegate.hardware.specs import ROCM_MARKERS
 from servegate.models import ModelInfo, model_info
 
 Action = Literal["skip", "xfail"]

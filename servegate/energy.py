@@ -14,7 +14,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from servegate.hardware import HardwareInfo, TelemetrySample, TelemetrySampler, detected
+from servegate.hardware.detect import HardwareInfo, detected
+from servegate.hardware.telemetry import TelemetrySample, TelemetrySampler
 
 PERIOD_S = 0.5
 

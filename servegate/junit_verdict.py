@@ -34,7 +34,7 @@ EXIT_UNUSABLE = 2
 
 
 @dataclass
-class Verdict:
+class JobVerdict:
     """Counts from the JUnit file and the decision; ``reasons`` say why a run is red."""
 
     path: Path
@@ -70,11 +70,11 @@ class Verdict:
         return f"junit verdict {head} ({self.path}): {counts}{why}"
 
 
-def evaluate(path: Path, min_tests: int = 1, allow_skipped_only: bool = False) -> Verdict:
+def evaluate(path: Path, min_tests: int = 1, allow_skipped_only: bool = False) -> JobVerdict:
     """Read ``path`` and decide. Counts come from the ``<testcase>`` elements themselves, not the suite
     attributes, so a hand-edited or truncated header cannot hide a failure."""
     path = Path(path)
-    verdict = Verdict(path)
+    verdict = JobVerdict(path)
     try:
         root = ET.parse(path).getroot()
     except FileNotFoundError:

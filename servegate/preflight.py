@@ -134,7 +134,7 @@ class Target:
 
 
 @dataclass(frozen=True)
-class Verdict:
+class ConfigCheck:
     """What the target's vLLM said about one server config; ``errors`` are vLLM's own messages."""
 
     server_id: str
@@ -160,22 +160,22 @@ class Verdict:
 
 @dataclass
 class Report:
-    verdicts: list[Verdict] = field(default_factory=list)
+    checks: list[ConfigCheck] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return all(v.ok for v in self.verdicts)
+        return all(v.ok for v in self.checks)
 
     def render(self) -> str:
         lines = []
-        for v in self.verdicts:
+        for v in self.checks:
             lines.append(f"ok    {v.server_id} (vLLM {v.vllm_version}, {v.target})" if v.ok else v.describe())
-        failed = sum(not v.ok for v in self.verdicts)
-        lines.append(f"preflight: {len(self.verdicts)} server configs checked, {failed} rejected")
+        failed = sum(not v.ok for v in self.checks)
+        lines.append(f"preflight: {len(self.checks)} server configs checked, {failed} rejected")
         return "\n".join(lines)
 
 
-Runner = Callable[[Sequence[str], str, float], "subprocess.CompletedProcess[str]"]
+ProcessRunner = Callable[[Sequence[str], str, float], "subprocess.CompletedProcess[str]"]
 
 
 def _run(argv: Sequence[str], stdin: str, timeout_s: float) -> subprocess.CompletedProcess[str]:
@@ -191,9 +191,9 @@ def request_for(key: str, config: ServerConfig) -> dict[str, Any]:
 
 
 def check(
-    target: Target, configs: Iterable[ServerConfig], run: Runner = _run, timeout_s: float = CHECK_TIMEOUT_S
-) -> dict[ServerConfig, Verdict]:
-    """One checker process on ``target`` for all distinct ``configs``: a Verdict per config."""
+    target: Target, configs: Iterable[ServerConfig], run: ProcessRunner = _run, timeout_s: float = CHECK_TIMEOUT_S
+) -> dict[ServerConfig, ConfigCheck]:
+    """One checker process on ``target`` for all distinct ``configs``: a ConfigCheck per config."""
     unique = list(dict.fromkeys(configs))
     if not unique:
         return {}
@@ -215,7 +215,7 @@ def check(
             f"preflight on {target}: the checker failed (exit {done.returncode}); is vLLM installed there?\n{tail}"
         ) from None
     return {
-        config: Verdict(
+        config: ConfigCheck(
             config.id, str(target), version, tuple(results[str(i)]["errors"]), tuple(results[str(i)]["unknown_env"])
         )
         for i, config in enumerate(unique)
@@ -263,7 +263,7 @@ def _gpu_flags(gpu: str | None) -> tuple[str, ...]:
     return {"rocm": ROCM_DEVICE_FLAGS, "cuda": ("--gpus", "all")}.get(gpu, ())
 
 
-def run_preflight(configs: Iterable[ServerConfig], resolver: Resolver, run: Runner = _run) -> Report:
+def run_preflight(configs: Iterable[ServerConfig], resolver: Resolver, run: ProcessRunner = _run) -> Report:
     """Every distinct config checked by the vLLM that will serve it, one checker process per distinct target."""
     by_target: dict[Target, list[ServerConfig]] = {}
     for config in configs:
@@ -273,7 +273,7 @@ def run_preflight(configs: Iterable[ServerConfig], resolver: Resolver, run: Runn
     report = Report()
     for target, group in by_target.items():
         timeout_s = IMAGE_TIMEOUT_S if target.image else CHECK_TIMEOUT_S
-        report.verdicts += check(target, group, run, timeout_s).values()
+        report.checks += check(target, group, run, timeout_s).values()
     return report
 
 
@@ -281,39 +281,39 @@ class Preflight:
     """The plugin's preflight: every planned config is checked in one batch the first time any case asks, so the
     vLLM import is paid once per session and target, and before the first server starts."""
 
-    def __init__(self, resolver: Resolver, run: Runner = _run) -> None:
+    def __init__(self, resolver: Resolver, run: ProcessRunner = _run) -> None:
         self.resolver = resolver
         self.run = run
         self.planned: list[ServerConfig] = []
-        self.verdicts: dict[ServerConfig, Verdict | PreflightError] = {}
+        self.checks: dict[ServerConfig, ConfigCheck | PreflightError] = {}
 
     def plan(self, configs: Iterable[ServerConfig]) -> None:
         self.planned += configs
 
     def rejection(self, configs: Sequence[ServerConfig]) -> str | None:
         """Why these configs cannot start, in vLLM's words (or why the check could not run); None when they pass."""
-        todo = [c for c in dict.fromkeys([*self.planned, *configs]) if c not in self.verdicts]
+        todo = [c for c in dict.fromkeys([*self.planned, *configs]) if c not in self.checks]
         by_target: dict[Target | None, list[ServerConfig]] = {}
         for config in todo:
             try:
                 by_target.setdefault(self.resolver.target(config), []).append(config)
             except PreflightError as exc:
-                self.verdicts[config] = exc
+                self.checks[config] = exc
         for target, group in by_target.items():
             if target is None:
                 continue
             timeout_s = IMAGE_TIMEOUT_S if target.image else CHECK_TIMEOUT_S
             try:
-                self.verdicts.update(check(target, group, self.run, timeout_s))
+                self.checks.update(check(target, group, self.run, timeout_s))
             except PreflightError as exc:
-                self.verdicts.update(dict.fromkeys(group, exc))
+                self.checks.update(dict.fromkeys(group, exc))
         problems = []
         for config in configs:
-            verdict = self.verdicts.get(config)
-            if isinstance(verdict, PreflightError):
-                problems.append(str(verdict))
-            elif verdict is not None and not verdict.ok:
-                problems.append(verdict.describe())
+            outcome = self.checks.get(config)
+            if isinstance(outcome, PreflightError):
+                problems.append(str(outcome))
+            elif outcome is not None and not outcome.ok:
+                problems.append(outcome.describe())
         return "preflight: " + "\n".join(problems) if problems else None
 
 
@@ -355,6 +355,16 @@ def render_plan(planned: list[PlannedCase]) -> str:
 
 
 __all__ = [
-    "CHECKER", "PlannedCase", "Preflight", "PreflightError", "Report", "Resolver", "Target", "Verdict", "check", "plan",
-    "render_plan", "run_preflight",
+    "CHECKER",
+    "ConfigCheck",
+    "PlannedCase",
+    "Preflight",
+    "PreflightError",
+    "Report",
+    "Resolver",
+    "Target",
+    "check",
+    "plan",
+    "render_plan",
+    "run_preflight",
 ]

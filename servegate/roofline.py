@@ -143,7 +143,8 @@ def _default_spec_lookup() -> Callable[[str], Any] | None:
     """The exact part's figures when the case ran on this machine's kind of GPU (the report a run writes at its end;
     an H100 PCIe must not get the SXM's bandwidth), else the marker's."""
     try:
-        from servegate.hardware import detected, spec_for  # type: ignore[import-not-found]
+        from servegate.hardware.detect import detected  # type: ignore[import-not-found]
+        from servegate.hardware.specs import spec_for  # type: ignore[import-not-found]
     except ImportError:
         return None
 
@@ -161,7 +162,7 @@ def floors_for_case(
 ) -> Floors | None:
     """Floors for a results-document case, or None when the model or the hardware is unknown (e.g. the CPU).
 
-    The lookups default to ``servegate.models.model_info`` and ``servegate.hardware.SPECS`` when those modules
+    The lookups default to ``servegate.models.model_info`` and ``servegate.hardware.specs.SPECS`` when those modules
     exist; tests and other callers pass their own so this module does not depend on them.
     """
     model_lookup = model_lookup or _default_model_lookup()

@@ -2,7 +2,7 @@
 
 The split is round-robin over the sorted test ids: every runner computes the same partition from the same
 checkout and options, without talking to the others, and every case lands in exactly one shard. The gate's
-family is planned over all selected cases *before* the split (servegate.plugin), so each shard decides its
+family is planned over all selected cases *before* the split (servegate.pytest.plugin), so each shard decides its
 verdicts in the whole session's family and ``servegate merge`` can join the shards into one session.
 """
 

@@ -32,7 +32,7 @@ import yaml
 from servegate.capacity import parse_limits
 from servegate.config import SLO, LoadConfig, ProfileKind, ServerConfig, dataclass_from_mapping, normalize_env
 from servegate.gate import DERIVED_GATED_METRICS
-from servegate.hardware import KNOWN_MARKERS
+from servegate.hardware.specs import KNOWN_MARKERS
 from servegate.redact import is_secret_name, register_secret
 from servegate.sequential import Budget, BudgetError
 

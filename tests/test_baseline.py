@@ -29,7 +29,7 @@ from servegate.baseline import (
 )
 from servegate.config import LoadConfig, ServerConfig
 from servegate.gate import DEFAULT_GATED_METRICS
-from servegate.hardware import HardwareInfo, detected
+from servegate.hardware.detect import HardwareInfo, detected
 from servegate.regression import BaselineRefused, RegressionGate
 from servegate.runner import CaseResult
 from servegate.stats import Verdict

@@ -11,14 +11,14 @@ from types import SimpleNamespace
 
 import pytest
 
-from servegate.bench_bridge import benchmark_name, benchmark_value, record_benchmarks
+from servegate.pytest.bench_bridge import benchmark_name, benchmark_value, record_benchmarks
 
 pytest_plugins = ["pytester"]
 
 CASE = "cpu/tiny-llama/c8-in128-out64"
 TEST_FILE = f'''
 import os
-from servegate.bench_bridge import benchmark_session_of, record_benchmarks
+from servegate.pytest.bench_bridge import benchmark_session_of, record_benchmarks
 
 def test_case(request):
     slow = float(os.environ.get("SLOWDOWN", "1"))
@@ -62,7 +62,7 @@ def test_records_carry_per_start_values_not_wall_times() -> None:
 def test_autosave_then_compare_then_the_cli(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     pytester.makepyfile(test_fake=TEST_FILE)
     storage = pytester.path / "bench-store"
-    common = ("-p", "servegate.bench_bridge", f"--benchmark-storage=file://{storage}", "-p", "no:cacheprovider")
+    common = ("-p", "servegate.pytest.bench_bridge", f"--benchmark-storage=file://{storage}", "-p", "no:cacheprovider")
 
     first = pytester.runpytest_subprocess(*common, "--benchmark-autosave")
     first.assert_outcomes(passed=1)

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from servegate.config import ServerConfig, normalize_env
-from servegate.hardware import CommandResult
+from servegate.hardware.tools import CommandResult
 from servegate.launch.base import ServerStartError
 from servegate.launch.docker import ROCM_DEVICE_FLAGS, DockerLauncher, container_name
 

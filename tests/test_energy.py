@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from servegate.energy import energy_result, meter, power_per_tick
-from servegate.hardware import CommandResult, HardwareInfo, TelemetrySample, TelemetrySampler
+from servegate.hardware.detect import HardwareInfo
+from servegate.hardware.telemetry import TelemetrySample, TelemetrySampler
+from servegate.hardware.tools import CommandResult
 
 HW = Path(__file__).parent / "data" / "hw"
 MI300X = HardwareInfo("amd", "mi300x", "AMD Instinct MI300X", "gfx942", 8, 192.0, source="amd-smi")

@@ -248,7 +248,7 @@ def test_invalid_suite_files_name_file_key_and_allowed_values(tmp_path: Path, te
         assert fragment in msg, msg
 
 
-CONFTEST = 'pytest_plugins = ["servegate.plugin"]\n'
+CONFTEST = 'pytest_plugins = ["servegate.pytest.plugin"]\n'
 
 
 def make_project(pytester: pytest.Pytester, hardware: str = "cpu") -> None:
@@ -492,9 +492,9 @@ def test_another_intensity_is_not_compared_and_the_fields_are_listed(
 def test_unwritable_results_after_a_full_run_fail_the_session(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, gated_project: Path
 ) -> None:
-    import servegate.plugin
+    import servegate.pytest.plugin
 
-    monkeypatch.setattr(servegate.plugin, "write_results", _enospc)
+    monkeypatch.setattr(servegate.pytest.plugin, "write_results", _enospc)
     result = _run(pytester, monkeypatch, "good", "--gate", "off")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(["*results NOT written: *No space left on device*"])

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from servegate import hardware as hw
-from servegate.hardware import CommandResult, HardwareInfo
+from servegate.hardware import detect as detection
+from servegate.hardware import specs, telemetry
+from servegate.hardware.detect import HardwareInfo
+from servegate.hardware.tools import CommandResult
 
 DATA = Path(__file__).parent / "data" / "hw"
 
@@ -69,33 +71,33 @@ def fake_root(tmp_path: Path, rocm_version: str | None = None) -> Path:
     ],
 )
 def test_marker_for_name(name: str, marker: str | None) -> None:
-    assert hw.marker_for_name(name) == marker
+    assert specs.marker_for_name(name) == marker
 
 
 def test_device_id_is_the_fallback_when_the_name_is_missing() -> None:
-    assert hw.marker_for_name("N/A", "0x74A1") == "mi300x"
-    assert hw.marker_for_name(None, "0x1234") is None
+    assert specs.marker_for_name("N/A", "0x74A1") == "mi300x"
+    assert specs.marker_for_name(None, "0x1234") is None
 
 
 def test_every_spec_is_a_known_marker_and_the_seed_figures_match() -> None:
-    assert set(hw.SPECS) <= set(hw.KNOWN_MARKERS)
+    assert set(specs.SPECS) <= set(specs.KNOWN_MARKERS)
     # seed 000: "192GB HBM3", "5.3 TB/s"; seed 003 Table 1: 256 GB, 6.0 TB/s, 1,307 TFLOPS FP16; seeds 000/004: 288 GB
-    assert (hw.SPECS["mi300x"].hbm_gb, hw.SPECS["mi300x"].hbm_tbps) == (192, 5.3)
-    assert (hw.SPECS["mi325x"].hbm_gb, hw.SPECS["mi325x"].hbm_tbps) == (256, 6.0)
-    assert round(hw.SPECS["mi325x"].fp16_tflops) == 1307
-    assert hw.SPECS["mi350x"].hbm_gb == hw.SPECS["mi355x"].hbm_gb == 288
-    for spec in hw.SPECS.values():  # FP8 doubles dense BF16 where the sheet gives it
+    assert (specs.SPECS["mi300x"].hbm_gb, specs.SPECS["mi300x"].hbm_tbps) == (192, 5.3)
+    assert (specs.SPECS["mi325x"].hbm_gb, specs.SPECS["mi325x"].hbm_tbps) == (256, 6.0)
+    assert round(specs.SPECS["mi325x"].fp16_tflops) == 1307
+    assert specs.SPECS["mi350x"].hbm_gb == specs.SPECS["mi355x"].hbm_gb == 288
+    for spec in specs.SPECS.values():  # FP8 doubles dense BF16 where the sheet gives it
         if spec.fp8_tflops:
             assert spec.fp8_tflops == pytest.approx(2 * spec.bf16_tflops, rel=0.01)
     # seed 000's roofline: 144 GB of weights / 5.3 TB/s ~ 27 ms per token
-    assert 144 / (hw.SPECS["mi300x"].hbm_tbps * 1000) * 1000 == pytest.approx(27, abs=0.5)
+    assert 144 / (specs.SPECS["mi300x"].hbm_tbps * 1000) * 1000 == pytest.approx(27, abs=0.5)
 
 
 # -- parsers -------------------------------------------------------------------------------------------------------
 
 
 def test_amd_smi_static_new_shape() -> None:
-    devices = hw.parse_amd_smi_static(read("amd-smi-static-mi300x-x8.json"))
+    devices = detection.parse_amd_smi_static(read("amd-smi-static-mi300x-x8.json"))
     assert [d.index for d in devices] == list(range(8))
     assert {d.name for d in devices} == {"AMD Instinct MI300X"}
     assert devices[0].arch == "gfx942" and devices[0].driver == "6.16.6"
@@ -103,46 +105,46 @@ def test_amd_smi_static_new_shape() -> None:
 
 
 def test_amd_smi_static_list_shape_of_older_rocm() -> None:
-    devices = hw.parse_amd_smi_static(read("amd-smi-static-mi325x-x8-list-shape.json"))
+    devices = detection.parse_amd_smi_static(read("amd-smi-static-mi325x-x8-list-shape.json"))
     assert len(devices) == 8
     assert devices[3].driver == "6.10.5"
     assert round(devices[0].memory_gb) == 256
 
 
 def test_rocm_smi_static() -> None:
-    devices = hw.parse_rocm_smi(read("rocm-smi-static-mi300x-x8.json"))
+    devices = detection.parse_rocm_smi(read("rocm-smi-static-mi300x-x8.json"))
     assert len(devices) == 8  # the "system" key is not a card
     assert devices[0].memory_gb == pytest.approx(206141652992 / 1024**3)
     assert devices[0].driver == "6.7.0" and devices[0].arch == "gfx942"
-    assert hw.marker_for_name(devices[0].name, devices[0].device_id) == "mi300x"
+    assert specs.marker_for_name(devices[0].name, devices[0].device_id) == "mi300x"
 
 
 def test_nvidia_smi_query_and_banner() -> None:
-    devices = hw.parse_nvidia_smi(read("nvidia-smi-query-h100-x8.csv"))
+    devices = detection.parse_nvidia_smi(read("nvidia-smi-query-h100-x8.csv"))
     assert len(devices) == 8
     assert devices[7].index == 7 and devices[0].arch == "sm_90"
     assert devices[0].memory_gb == pytest.approx(81559 / 1024)
-    assert hw.parse_cuda_version(read("nvidia-smi-banner-h100.txt")) == "12.4"
+    assert detection.parse_cuda_version(read("nvidia-smi-banner-h100.txt")) == "12.4"
 
 
 def test_rocm_version_from_both_sources() -> None:
-    assert hw.parse_rocm_version(read("amd-smi-version-rocm-7.2.txt")) == "7.2.0"
-    assert hw.parse_rocm_version(read("opt-rocm-info-version-6.4.2.txt")) == "6.4.2"
+    assert detection.parse_rocm_version(read("amd-smi-version-rocm-7.2.txt")) == "7.2.0"
+    assert detection.parse_rocm_version(read("opt-rocm-info-version-6.4.2.txt")) == "6.4.2"
 
 
 @pytest.mark.parametrize("text", ["", "not json", "[]", "{}", "null", "3", "{\"gpu_data\": 5}"])
 def test_garbage_is_no_devices_not_an_exception(text: str) -> None:
-    assert hw.parse_amd_smi_static(text) == []
-    assert hw.parse_rocm_smi(text) == []
-    assert hw.parse_nvidia_smi(text) == []
-    assert hw.parse_amd_smi_metric(text) == []
+    assert detection.parse_amd_smi_static(text) == []
+    assert detection.parse_rocm_smi(text) == []
+    assert detection.parse_nvidia_smi(text) == []
+    assert telemetry.parse_amd_smi_metric(text) == []
 
 
 def test_cpuinfo_recorded_on_this_machine() -> None:
-    name, cores = hw.parse_cpuinfo(read("cpuinfo-this-machine.txt"))
+    name, cores = detection.parse_cpuinfo(read("cpuinfo-this-machine.txt"))
     assert name == "AMD EPYC"
     assert cores == read("cpuinfo-this-machine.txt").count("processor\t:")
-    assert hw.parse_cpuinfo("processor : 0\nHardware : Neoverse-N1\n") == ("Neoverse-N1", 1)
+    assert detection.parse_cpuinfo("processor : 0\nHardware : Neoverse-N1\n") == ("Neoverse-N1", 1)
 
 
 # -- detect() --------------------------------------------------------------------------------------------------------
@@ -151,7 +153,7 @@ def test_cpuinfo_recorded_on_this_machine() -> None:
 def test_detect_mi300x_via_amd_smi(tmp_path: Path) -> None:
     tools = FakeTools({"amd-smi static": read("amd-smi-static-mi300x-x8.json"),
                        "amd-smi version": read("amd-smi-version-rocm-7.2.txt")})
-    info = hw.detect(tools, fake_root(tmp_path, "opt-rocm-info-version-6.4.2.txt"))
+    info = detection.detect(tools, fake_root(tmp_path, "opt-rocm-info-version-6.4.2.txt"))
     assert (info.vendor, info.marker, info.count, info.arch) == ("amd", "mi300x", 8, "gfx942")
     assert info.hardware_id == "mi300x-x8"
     assert info.rocm_version == "7.2.0"  # amd-smi's answer wins over the file
@@ -162,36 +164,36 @@ def test_detect_mi300x_via_amd_smi(tmp_path: Path) -> None:
 def test_detect_falls_back_to_rocm_smi_when_amd_smi_fails(tmp_path: Path) -> None:
     tools = FakeTools({"amd-smi": CommandResult(True, 1, read("amd-smi-truncated-garbage.txt"), "init failed"),
                        "rocm-smi": read("rocm-smi-static-mi300x-x8.json")})
-    info = hw.detect(tools, fake_root(tmp_path, "opt-rocm-info-version-6.4.2.txt"))
+    info = detection.detect(tools, fake_root(tmp_path, "opt-rocm-info-version-6.4.2.txt"))
     assert (info.marker, info.source, info.rocm_version) == ("mi300x", "rocm-smi", "6.4.2")
     assert any("amd-smi failed (exit 1" in n for n in info.notes)
 
 
 def test_detect_h100_via_nvidia_smi(tmp_path: Path) -> None:
-    tools = FakeTools({"nvidia-smi --query-gpu=" + hw.NVIDIA_QUERY: read("nvidia-smi-query-h100-x8.csv"),
+    tools = FakeTools({"nvidia-smi --query-gpu=" + detection.NVIDIA_QUERY: read("nvidia-smi-query-h100-x8.csv"),
                        "nvidia-smi": read("nvidia-smi-banner-h100.txt")})
-    info = hw.detect(tools, fake_root(tmp_path))
+    info = detection.detect(tools, fake_root(tmp_path))
     assert (info.vendor, info.marker, info.hardware_id, info.cuda_version) == ("nvidia", "h100", "h100-x8", "12.4")
     assert info.fingerprint()["arch"] == "sm_90"
 
 
 def test_detect_unknown_nvidia_gpu_gets_no_marker_but_a_stable_id(tmp_path: Path) -> None:
-    tools = FakeTools({"nvidia-smi --query-gpu=" + hw.NVIDIA_QUERY: read("nvidia-smi-query-gh200-x1.csv")})
-    info = hw.detect(tools, fake_root(tmp_path))
+    tools = FakeTools({"nvidia-smi --query-gpu=" + detection.NVIDIA_QUERY: read("nvidia-smi-query-gh200-x1.csv")})
+    info = detection.detect(tools, fake_root(tmp_path))
     assert info.marker is None
     assert info.hardware_id == "nvidia-nvidia-gh200-480gb-x1"
 
 
 def test_detect_cpu_with_no_tools_installed(tmp_path: Path) -> None:
-    info = hw.detect(FakeTools({}), fake_root(tmp_path))
+    info = detection.detect(FakeTools({}), fake_root(tmp_path))
     assert (info.vendor, info.marker, info.name) == ("cpu", "cpu", "AMD EPYC")
     assert info.hardware_id == f"cpu-amd-epyc-{info.cpu_cores}c"
     assert info.notes == ("amd-smi not installed", "rocm-smi not installed", "nvidia-smi not installed")
 
 
 def test_detect_on_this_machine_never_raises() -> None:
-    info = hw.detect()
-    assert info.marker in hw.KNOWN_MARKERS or info.marker is None
+    info = detection.detect()
+    assert info.marker in specs.KNOWN_MARKERS or info.marker is None
     assert info.hardware_id
 
 
@@ -199,21 +201,21 @@ def test_detect_on_this_machine_never_raises() -> None:
 
 
 def test_skip_reason_on_a_cpu_host_names_what_was_found_and_how(tmp_path: Path) -> None:
-    info = hw.detect(FakeTools({}), fake_root(tmp_path))
-    reason = hw.skip_reason_for("mi300x", info)
+    info = detection.detect(FakeTools({}), fake_root(tmp_path))
+    reason = detection.skip_reason_for("mi300x", info)
     assert reason is not None and "\n" not in reason
     assert reason.startswith("no MI300X found: detected CPU (AMD EPYC, ")
     assert "via /proc/cpuinfo; amd-smi, rocm-smi and nvidia-smi not installed" in reason
-    assert hw.skip_reason_for("cpu", info) is None
+    assert detection.skip_reason_for("cpu", info) is None
 
 
 def test_skip_reason_between_gpus(tmp_path: Path) -> None:
     tools = FakeTools({"amd-smi static": read("amd-smi-static-mi300x-x8.json")})
-    info = hw.detect(tools, fake_root(tmp_path))
-    assert hw.skip_reason_for("mi300x", info) is None
-    reason = hw.skip_reason_for("mi355x", info)
+    info = detection.detect(tools, fake_root(tmp_path))
+    assert detection.skip_reason_for("mi300x", info) is None
+    reason = detection.skip_reason_for("mi355x", info)
     assert reason == "no MI355X found: detected 8x AMD Instinct MI300X (gfx942, 192 GB) via amd-smi"
-    assert "unknown hardware marker" in (hw.skip_reason_for("tpu", info) or "")
+    assert "unknown hardware marker" in (detection.skip_reason_for("tpu", info) or "")
 
 
 # -- telemetry ---------------------------------------------------------------------------------------------------------
@@ -224,7 +226,7 @@ def gpu_info(source: str) -> HardwareInfo:
 
 
 def test_amd_smi_metric_parse() -> None:
-    rows = hw.parse_amd_smi_metric(read("amd-smi-metric-mi300x-x8.json"))
+    rows = telemetry.parse_amd_smi_metric(read("amd-smi-metric-mi300x-x8.json"))
     assert len(rows) == 8
     gpu, watts, util, used = rows[0]
     assert (gpu, watts, util) == (0, 712.0, 100.0)
@@ -233,9 +235,9 @@ def test_amd_smi_metric_parse() -> None:
 
 
 def test_rocm_smi_and_nvidia_metric_parse() -> None:
-    rocm = hw.parse_rocm_smi_metric(read("rocm-smi-metric-mi300x-x8.json"))
+    rocm = telemetry.parse_rocm_smi_metric(read("rocm-smi-metric-mi300x-x8.json"))
     assert rocm[0][1] == 705.0 and rocm[0][2] == 100.0 and rocm[1][1] == 131.0
-    nv = hw.parse_nvidia_smi_metric(read("nvidia-smi-metric-h100.csv"))
+    nv = telemetry.parse_nvidia_smi_metric(read("nvidia-smi-metric-h100.csv"))
     assert nv[0] == (0, 512.37, 97.0, pytest.approx(74512 / 1024))
     assert nv[1][1] is None  # "[N/A]" is missing, not zero
 
@@ -250,7 +252,7 @@ def wait_until(condition: Callable[[], bool], seconds: float = 30.0) -> None:
 
 def test_sampler_collects_from_the_detected_tool() -> None:
     tools = FakeTools({"amd-smi metric": read("amd-smi-metric-mi300x-x8.json")})
-    with hw.TelemetrySampler(gpu_info("amd-smi"), period_s=0.01, runner=tools) as sampler:
+    with telemetry.TelemetrySampler(gpu_info("amd-smi"), period_s=0.01, runner=tools) as sampler:
         deadline = time.monotonic() + 5
         while len(sampler.samples) < 16 and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -267,7 +269,7 @@ def test_sampler_collects_from_the_detected_tool() -> None:
      CommandResult(True, 0, read("amd-smi-truncated-garbage.txt"), "")],
 )
 def test_sampler_survives_missing_or_broken_tools(answer: CommandResult) -> None:
-    sampler = hw.TelemetrySampler(gpu_info("amd-smi"), period_s=0.01, runner=lambda argv: answer)
+    sampler = telemetry.TelemetrySampler(gpu_info("amd-smi"), period_s=0.01, runner=lambda argv: answer)
     with sampler:
         wait_until(lambda: len(sampler.errors) >= 3)
     assert sampler.samples == []
@@ -279,7 +281,7 @@ def test_sampler_survives_a_runner_that_raises() -> None:
     def explode(argv: Sequence[str]) -> CommandResult:
         raise RuntimeError("driver hung")
 
-    sampler = hw.TelemetrySampler(gpu_info("rocm-smi"), period_s=0.01, runner=explode)
+    sampler = telemetry.TelemetrySampler(gpu_info("rocm-smi"), period_s=0.01, runner=explode)
     with sampler:
         wait_until(lambda: bool(sampler.errors))
     assert "RuntimeError: driver hung" in sampler.errors[0]
@@ -288,15 +290,15 @@ def test_sampler_survives_a_runner_that_raises() -> None:
 
 def test_cpu_sampler_reads_proc_stat_deltas() -> None:
     first = read("proc-stat-this-machine.txt")
-    busy, total = hw.parse_proc_stat(first)
+    busy, total = telemetry.parse_proc_stat(first)
     values = [int(v) for v in first.split()[1:]]
     values[0] += 300  # 300 jiffies user
     values[3] += 100  # 100 jiffies idle
     second = "cpu  " + " ".join(map(str, values))
     texts = iter([first, second])
-    sampler = hw.TelemetrySampler(None, proc_stat=lambda: next(texts))
+    sampler = telemetry.TelemetrySampler(None, proc_stat=lambda: next(texts))
     assert sampler.sample_once() == []  # a rate needs two readings
     (sample,) = sampler.sample_once()
     assert sample.device == -1 and sample.power_w is None
     assert sample.util_pct == pytest.approx(75.0)
-    assert hw.parse_proc_stat("garbage") is None and busy <= total
+    assert telemetry.parse_proc_stat("garbage") is None and busy <= total

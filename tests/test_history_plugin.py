@@ -15,7 +15,7 @@ pytest_plugins = ["pytester"]
 
 
 def make_project(pytester: pytest.Pytester) -> None:
-    pytester.makeconftest('pytest_plugins = ["servegate.plugin"]')
+    pytester.makeconftest('pytest_plugins = ["servegate.pytest.plugin"]')
     suites = pytester.mkdir("suites")
     (suites / "serving.yaml").write_text(
         textwrap.dedent(

@@ -43,7 +43,7 @@ def test_serving(case, bench):
 
 
 def make_project(pytester: pytest.Pytester) -> None:
-    pytester.makeconftest('pytest_plugins = ["servegate.plugin"]')
+    pytester.makeconftest('pytest_plugins = ["servegate.pytest.plugin"]')
     suites = pytester.mkdir("suites")
     (suites / "serving.yaml").write_text(
         textwrap.dedent(

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from servegate.config import ServerConfig
-from servegate.hardware import CommandResult
+from servegate.hardware.tools import CommandResult
 from servegate.launch.base import ServerStartError
 from servegate.launch.cluster import parse_ray_status, wait_for_ray_cluster
 from servegate.launch.local import LocalProcessLauncher

@@ -17,9 +17,9 @@ from servegate.testing.fakes import FAKE_SUITE_MODULE
 pytest_plugins = ["pytester"]
 
 CONFTEST = """
-import servegate.hardware as hw
+import servegate.hardware.detect as hw
 {fake_hardware}
-pytest_plugins = ["servegate.plugin"]
+pytest_plugins = ["servegate.pytest.plugin"]
 """
 
 FAKE_MI300X = """

@@ -19,7 +19,7 @@ import pytest
 from servegate import cli
 from servegate.config import ServerConfig
 from servegate.launch.docker import ROCM_DEVICE_FLAGS
-from servegate.preflight import CHECKER, Resolver, Target, Verdict, check, plan, run_preflight
+from servegate.preflight import CHECKER, ConfigCheck, Resolver, Target, check, plan, run_preflight
 from servegate.sequential import Budget
 from servegate.suite import load_suite_file
 
@@ -47,7 +47,7 @@ def servers_of(*names: str) -> list[ServerConfig]:
 
 
 @pytest.fixture(scope="module")
-def pinned_verdicts() -> dict[ServerConfig, Verdict]:
+def pinned_checks() -> dict[ServerConfig, ConfigCheck]:
     """Every server of every shipped GPU suite, plus the seed's broken line, checked by vLLM 0.20.1 at once."""
     target_dir = os.environ.get("SERVEGATE_VLLM_0_20_1")
     if not target_dir or not (Path(target_dir) / "vllm").is_dir():
@@ -64,22 +64,22 @@ def pinned_verdicts() -> dict[ServerConfig, Verdict]:
         os.environ.pop("PYTHONPATH") if saved is None else os.environ.__setitem__("PYTHONPATH", saved)
 
 
-def test_every_gpu_suite_server_parses_with_the_pinned_vllm(pinned_verdicts: dict[ServerConfig, Verdict]) -> None:
-    shipped = [v for config, v in pinned_verdicts.items() if config is not BROKEN]
+def test_every_gpu_suite_server_parses_with_the_pinned_vllm(pinned_checks: dict[ServerConfig, ConfigCheck]) -> None:
+    shipped = [v for config, v in pinned_checks.items() if config is not BROKEN]
     assert len(shipped) >= 10, [v.server_id for v in shipped]
     assert {v.vllm_version for v in shipped} == {PINNED}
     rejected = [v.describe() for v in shipped if not v.ok]
     assert rejected == [], "\n".join(rejected)
 
 
-def test_a_broken_config_fails_with_vllms_own_words(pinned_verdicts: dict[ServerConfig, Verdict]) -> None:
-    verdict = pinned_verdicts[BROKEN]
-    assert not verdict.ok
-    assert len(verdict.errors) == 1
-    assert "validation error for CompilationConfig" in verdict.errors[0]
-    assert "full_cuda_graph" in verdict.errors[0]
-    assert verdict.unknown_env == ("VLLM_USE_AITER_UNIFIED_ATTENTION",)
-    assert "vLLM 0.20.1" in verdict.describe()
+def test_a_broken_config_fails_with_vllms_own_words(pinned_checks: dict[ServerConfig, ConfigCheck]) -> None:
+    result = pinned_checks[BROKEN]
+    assert not result.ok
+    assert len(result.errors) == 1
+    assert "validation error for CompilationConfig" in result.errors[0]
+    assert "full_cuda_graph" in result.errors[0]
+    assert result.unknown_env == ("VLLM_USE_AITER_UNIFIED_ATTENTION",)
+    assert "vLLM 0.20.1" in result.describe()
 
 
 def test_cpu_suite_passes_the_installed_vllm_through_the_docker_path() -> None:
@@ -102,10 +102,10 @@ def test_cpu_suite_passes_the_installed_vllm_through_the_docker_path() -> None:
         ["docker", "run", "--rm", "-i", "--network", "none", "-e", "VLLM_LOGGING_LEVEL=ERROR", *ROCM_DEVICE_FLAGS,
          "--entrypoint", "python3", image, "-c", CHECKER]
     ]
-    by_id = {v.server_id: v for v in report.verdicts}
+    by_id = {v.server_id: v for v in report.checks}
     assert "unrecognized arguments: --no-such-flag" in by_id[unknown_flag.id].errors[0]
     assert "VLLM_WORKER_MULTIPROC_METHOD='thread'" in by_id[bad_value.id].errors[0]
-    shipped = [v for v in report.verdicts if v.server_id not in (unknown_flag.id, bad_value.id)]
+    shipped = [v for v in report.checks if v.server_id not in (unknown_flag.id, bad_value.id)]
     assert shipped and all(v.ok for v in shipped), report.render()
     assert "2 rejected" in report.render()
 
@@ -171,7 +171,7 @@ def test_cli_preflight_says_when_the_checker_cannot_run(tmp_path: Path, capsys: 
 def test_a_rejected_case_fails_before_any_server_starts(pytester: pytest.Pytester, replay_python: Path) -> None:
     """The plugin checks every planned case once, before the first start, and fails the rejected one with vLLM's
     words; the accepted case goes on to start its server (here: a launcher that records the start)."""
-    pytester.makeconftest('pytest_plugins = ["servegate.plugin"]\n')
+    pytester.makeconftest('pytest_plugins = ["servegate.pytest.plugin"]\n')
     suites = pytester.mkdir("suites")
     (suites / "cpu.yaml").write_text(
         "hardware: cpu\nsuites:\n  serving:\n    servers:\n"
@@ -180,7 +180,7 @@ def test_a_rejected_case_fails_before_any_server_starts(pytester: pytest.Pyteste
         "    loads: [{concurrency: 1, num_requests: 1}]\n"
     )
     (suites / "test_serving.py").write_text(
-        "import pytest\nimport servegate.plugin as plugin\nSUITE = 'serving'\n\n"
+        "import pytest\nimport servegate.pytest.plugin as plugin\nSUITE = 'serving'\n\n"
         "def test_serving(case, bench, monkeypatch):\n"
         "    monkeypatch.setattr(plugin, 'run_case',\n"
         "                        lambda case_id, *a, **k: pytest.fail(f'server started: {case_id}'))\n"

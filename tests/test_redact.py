@@ -85,7 +85,7 @@ FAILING_MODULE = FAKE_SUITE_MODULE + textwrap.dedent(
 
 
 def test_a_token_from_the_suite_env_never_reaches_output_traceback_or_files(pytester: pytest.Pytester) -> None:
-    pytester.makeconftest('pytest_plugins = ["servegate.plugin"]\n')
+    pytester.makeconftest('pytest_plugins = ["servegate.pytest.plugin"]\n')
     suites = pytester.mkdir("suites")
     (suites / "serving.yaml").write_text(SUITE_WITH_TOKEN)
     (suites / "test_serving.py").write_text(FAILING_MODULE)

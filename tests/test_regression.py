@@ -13,7 +13,7 @@ import pytest
 
 from servegate.baseline import BaselineError
 from servegate.config import LoadConfig, ServerConfig
-from servegate.hardware import detected
+from servegate.hardware.detect import detected
 from servegate.regression import RegressionGate, planned_rows
 from servegate.runner import CaseResult
 from servegate.sequential import Budget
@@ -140,12 +140,12 @@ loop.run_forever()
 """
 
 STUB_CONFTEST = f"""
-from servegate.plugin import BenchSession
+from servegate.pytest.plugin import BenchSession
 from servegate.testing.fakes import ScriptLauncher
 
 # Every server start is the stub server with the latency the test's environment gives (no vLLM).
 BenchSession.launcher = lambda self: ScriptLauncher({STUB_SERVER!r})
-pytest_plugins = ["servegate.plugin"]
+pytest_plugins = ["servegate.pytest.plugin"]
 """
 
 STUB_SUITE = """

@@ -78,15 +78,15 @@ def test_unknown_model_or_hardware_gives_no_floor() -> None:
 
 
 def test_works_with_the_real_hardware_table() -> None:
-    hardware = pytest.importorskip("servegate.hardware")
-    f = floors_for_case(_case(), {"m": {"total_params": 72e9}}.get, hardware.SPECS.get)
+    specs = pytest.importorskip("servegate.hardware.specs")
+    f = floors_for_case(_case(), {"m": {"total_params": 72e9}}.get, specs.SPECS.get)
     assert f is not None and 26.5 < f.itl_floor_ms < 27.5
 
 
 def test_the_checkpoints_own_quantization_sets_the_weight_bytes() -> None:
     """gpt-oss-120b ships MXFP4 MoE weights and Kimi-K2.5 INT4 (QAT): with --dtype auto and no --quantization the
     floor must use their widths, not BF16's 2 bytes (which would put the "floor" 3.5-3.8x above the real one)."""
-    from servegate.hardware import SPECS
+    from servegate.hardware.specs import SPECS
     from servegate.models import model_info
 
     gpt_oss = {"hardware": "mi300x", "server": {"model": "openai/gpt-oss-120b", "dtype": "auto"},
@@ -115,7 +115,7 @@ def test_the_checkpoints_own_quantization_sets_the_weight_bytes() -> None:
     ],
 )
 def test_spec_lookup_by_exact_sku_and_pci_id(name: str, device_id: str | None, hbm_gb: float, hbm_tbps: float) -> None:
-    from servegate.hardware import spec_for
+    from servegate.hardware.specs import spec_for
 
     spec = spec_for(name, device_id)
     assert spec is not None and (spec.hbm_gb, spec.hbm_tbps) == (hbm_gb, hbm_tbps)
@@ -123,7 +123,7 @@ def test_spec_lookup_by_exact_sku_and_pci_id(name: str, device_id: str | None, h
 
 def test_the_default_lookup_uses_this_machines_exact_part(monkeypatch) -> None:
     """A case measured on this machine's kind of GPU gets this part's figures: an H100 PCIe host, not the SXM's."""
-    import servegate.hardware as hw
+    import servegate.hardware.detect as hw
     from servegate.models import model_info
 
     pcie = hw.HardwareInfo(vendor="nvidia", marker="h100", name="NVIDIA H100 PCIe", arch="sm_90", count=1,

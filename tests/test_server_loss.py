@@ -42,7 +42,7 @@ def test_serving(case, bench, tmp_path):
 
 
 def test_server_errors_fail_the_case_with_the_message_alone(pytester: pytest.Pytester) -> None:
-    pytester.makeconftest('pytest_plugins = ["servegate.plugin"]')
+    pytester.makeconftest('pytest_plugins = ["servegate.pytest.plugin"]')
     suites = pytester.mkdir("suites")
     (suites / "cpu.yaml").write_text(SUITE)
     (suites / "test_serving.py").write_text(textwrap.dedent(MODULE))

@@ -18,7 +18,7 @@ import yaml
 
 from servegate.cli import main as cli_main
 from servegate.config import LoadConfig, ServerConfig
-from servegate.options import OptionError, ensure_fd_limit, parse_tolerance
+from servegate.pytest.options import OptionError, ensure_fd_limit, parse_tolerance
 from servegate.sequential import Budget, BudgetError
 from servegate.suite import MAX_CASES_PER_SUITE, SuiteError, load_suite_file, suite_json_schema
 from servegate.testing.fakes import FAKE_SUITE_MODULE
@@ -136,7 +136,7 @@ def test_restarts_below_one_or_not_integer_is_refused(text: str) -> None:
         Budget.parse(text)
 
 
-CONFTEST = 'pytest_plugins = ["servegate.plugin"]\n'
+CONFTEST = 'pytest_plugins = ["servegate.pytest.plugin"]\n'
 SUITE = """
 hardware: {hardware}
 suites:
@@ -195,7 +195,7 @@ def test_relative_baselines_dir_is_the_rootdirs_from_any_directory(
     make_project(pytester)
     elsewhere = pytester.mkdir("elsewhere")
     probe = (
-        "from servegate.plugin import SESSION_KEY\n"
+        "from servegate.pytest.plugin import SESSION_KEY\n"
         "def test_where(request):\n"
         "    print('BASELINES', request.config.stash[SESSION_KEY].baselines_dir)\n"
     )

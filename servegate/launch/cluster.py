@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from servegate.config import ServerConfig
-from servegate.hardware import CommandResult, Runner, run_command
+from servegate.hardware.tools import CommandResult, CommandRunner, run_command
 from servegate.launch.base import ServerStartError
 
 CLUSTER_POLL_S = 5.0
@@ -68,7 +68,7 @@ def wait_for_ray_cluster(
     config: ServerConfig,
     python: str,
     on_progress: Callable[[str], None] | None = None,
-    run: Runner = run_command,
+    run: CommandRunner = run_command,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> RayCluster:

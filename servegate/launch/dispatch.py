@@ -12,7 +12,7 @@ from pathlib import Path
 
 from servegate.config import ServerConfig
 from servegate.devices import server_env
-from servegate.hardware import detected
+from servegate.hardware.detect import detected
 from servegate.launch.base import ServerHandle
 from servegate.launch.docker import DockerLauncher
 from servegate.launch.external import ExternalLauncher

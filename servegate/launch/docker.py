@@ -26,7 +26,9 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 from servegate.config import ServerConfig
-from servegate.hardware import ROCM_MARKERS, CommandResult, detected, run_command
+from servegate.hardware.detect import detected
+from servegate.hardware.specs import ROCM_MARKERS
+from servegate.hardware.tools import CommandResult, run_command
 from servegate.launch.base import ServerHandle, ServerStartError, health_ticker, log_tail, wait_healthy
 from servegate.launch.local import QUIET_ENV, free_port
 from servegate.launch.logparse import parse_startup_log

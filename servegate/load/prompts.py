@@ -15,12 +15,11 @@ import json
 import urllib.request
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from importlib import resources
 from pathlib import Path
 from typing import Protocol
 from weakref import WeakKeyDictionary
 
-CORPUS = Path(__file__).resolve().parents[2] / "datasets" / "corpus.txt"
-FALLBACK_TEXT = "The quick brown fox jumps over the lazy dog while the server streams tokens to many clients. "
 PROBE_TAG = "[0.17]"  # the probe carries a tag like the prompts' own
 
 
@@ -120,7 +119,7 @@ def tokenizer_for(
     if path is None:
         return server
     local = LocalTokenizer(path)
-    probe = [PROBE_TAG + _body_text()[:2000]]
+    probe = [PROBE_TAG + corpus_text()[:2000]]
     for special in (True, False):
         if local.encode(probe, special) != server.encode(probe, special):
             if say is not None:
@@ -129,8 +128,9 @@ def tokenizer_for(
     return local
 
 
-def _body_text() -> str:
-    return CORPUS.read_text(encoding="utf-8") if CORPUS.exists() else FALLBACK_TEXT * 50
+def corpus_text() -> str:
+    """The text prompts are cut from (package data: the same text wherever servegate is installed)."""
+    return resources.files("servegate.data").joinpath("corpus.txt").read_text(encoding="utf-8")
 
 
 BODY_VARIANTS = 8  # distinct body offsets: content varies between prompts, and each variant is made exact once
@@ -196,7 +196,7 @@ def _body_and_special(tok: Tokenizer) -> tuple[list[int], int]:
     """The corpus as ids, and how many special tokens (BOS, ...) every request carries; once per tokenizer, since
     every level of a start builds prompts from them."""
     if tok not in _CORPUS_IDS:
-        _CORPUS_IDS[tok] = tok.encode([_body_text()], add_special_tokens=False)[0], len(tok.encode([""])[0])
+        _CORPUS_IDS[tok] = tok.encode([corpus_text()], add_special_tokens=False)[0], len(tok.encode([""])[0])
     return _CORPUS_IDS[tok]
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from servegate.config import LoadConfig
 from servegate.load.client import Request
-from servegate.load.prompts import CORPUS, FALLBACK_TEXT, Tokenizer
+from servegate.load.prompts import Tokenizer, corpus_text
 
 
 @dataclass(frozen=True)
@@ -44,8 +44,7 @@ def read_trace(path: str | Path) -> list[TraceRow]:
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise ValueError(
-                f"{path}:{n}: not a Mooncake trace line (need timestamp, input_length, output_length, hash_ids): "
-                f"{exc}"
+                f"{path}:{n}: not a Mooncake trace line (need timestamp, input_length, output_length, hash_ids): {exc}"
             ) from exc
         if row.input_length < 1 or row.output_length < 1:
             raise ValueError(f"{path}:{n}: input_length and output_length must be >= 1")
@@ -65,8 +64,7 @@ class BlockSource:
     """Token blocks by hash id: a tag that makes block ``h`` unique, then corpus tokens from an offset set by ``h``."""
 
     def __init__(self, tok: Tokenizer, block_tokens: int, salt: int = 0) -> None:
-        text = CORPUS.read_text(encoding="utf-8") if CORPUS.exists() else FALLBACK_TEXT * 50
-        self.body = tok.encode([text], add_special_tokens=False)[0]
+        self.body = tok.encode([corpus_text()], add_special_tokens=False)[0]
         while len(self.body) < 4 * block_tokens:
             self.body += self.body
         self.tok = tok

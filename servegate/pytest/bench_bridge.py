@@ -130,14 +130,14 @@ def _unit(metric: str) -> str:
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict[str, Any]) -> None:
     """Put the benchmarked hardware (GPU or CPU fingerprint) into every saved run's machine_info.
 
-    Registered by loading this module as a plugin (``-p servegate.bench_bridge`` or the servegate plugin's
+    Registered by loading this module as a plugin (``-p servegate.pytest.bench_bridge`` or the servegate plugin's
     ``pytest_configure``). It runs at configure time (compare) and at save time, so both see the same value unless
     ``record_benchmarks`` was handed a different ``machine``.
     """
     session = getattr(config, "_benchmarksession", None)
     machine = getattr(session, "servegate_machine", None)
     if machine is None:
-        from servegate.hardware import detected
+        from servegate.hardware.detect import detected
 
         machine = detected().fingerprint()
     machine_info[MACHINE_KEY] = machine

@@ -17,12 +17,12 @@ from typing import Any
 
 import pytest
 
-from servegate import bench_bridge, compat, options
+from servegate import compat
 from servegate.baseline import BaselineConflict, BaselineError
-from servegate.bench_bridge import benchmark_session_of, record_benchmarks
 from servegate.config import INTENSITY_MULTIPLIERS, ServerConfig
 from servegate.gate import DEFAULT_GATED_METRICS, DERIVED_GATED_METRICS, Comparison, Monitor, gate_failed, render_gate
-from servegate.hardware import KNOWN_MARKERS, MARKER_LABELS, detected, skip_reason_for
+from servegate.hardware.detect import detected, skip_reason_for
+from servegate.hardware.specs import KNOWN_MARKERS, MARKER_LABELS
 from servegate.history import HistoryError
 from servegate.history.record import record_session
 from servegate.history.store import default_url
@@ -30,6 +30,8 @@ from servegate.launch.base import ServerLostError, ServerStartError
 from servegate.launch.dispatch import DispatchLauncher
 from servegate.precision import case_components
 from servegate.preflight import Preflight, Resolver
+from servegate.pytest import bench_bridge, options
+from servegate.pytest.bench_bridge import benchmark_session_of, record_benchmarks
 from servegate.redact import redact_text
 from servegate.regression import BaselineRefused, RegressionGate, planned_rows
 from servegate.report.html import write_html_report
