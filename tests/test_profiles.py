@@ -30,6 +30,17 @@ def test_random_arrivals_keep_the_mean_rate_and_are_seeded(kind: str, burstiness
     assert gaps.std() / gaps.mean() == pytest.approx(1 / np.sqrt(burstiness), rel=0.1)
 
 
+@pytest.mark.parametrize(("kind", "burstiness"), [("constant", 1.0), ("poisson", 1.0), ("gamma", 0.5)])
+def test_vllm_bench_spacing_delays_the_first_request_and_ends_at_n_over_rate(kind: str, burstiness: float) -> None:
+    # vllm bench serve's get_request: every request, the first too, waits a sampled interval; the sum is rescaled
+    a = profiles.arrival_offsets(kind, 8.0, 400, burstiness, seed=3, vllm_bench=True)
+    assert a is not None and len(a) == 400
+    assert a[0] > 0 and a[-1] == pytest.approx(400 / 8.0)
+    assert np.diff(a).min() >= 0
+    if kind == "constant":
+        assert a[:3] == pytest.approx([0.125, 0.25, 0.375])
+
+
 def test_rate_profiles_need_a_rate() -> None:
     with pytest.raises(ValueError):
         profiles.arrival_offsets("poisson", None, 3)

@@ -54,24 +54,6 @@ def test_parser_never_raises_and_splitting_does_not_matter(parts: list[bytes], c
     )
 
 
-class _FakeTransport(asyncio.Transport):
-    def __init__(self) -> None:
-        super().__init__()
-        self.closed = False
-
-    def write(self, data: bytes) -> None:
-        pass
-
-    def close(self) -> None:
-        self.closed = True
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def get_extra_info(self, name: str, default: object = None) -> object:
-        return default
-
-
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=300), st.lists(st.integers(min_value=0, max_value=400), max_size=6), st.booleans())
 def test_http_framing_never_raises(body: bytes, cuts: list[int], lose: bool) -> None:
@@ -79,13 +61,12 @@ def test_http_framing_never_raises(body: bytes, cuts: list[int], lose: bool) -> 
 
     async def go() -> None:
         conn = _Conn()
-        conn.connection_made(_FakeTransport())
         parser = SSEParser()
         fut = conn.start(b"GET / HTTP/1.1\r\n\r\n", parser.feed)
         for piece in split(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n" + body, cuts):
-            conn.data_received(piece)
+            conn.received(piece, 1.0)
         if lose or not fut.done():
-            conn.connection_lost(None)
+            conn.closed(None)
         assert fut.done()
         exc = fut.exception()
         assert exc is None or type(exc).__name__ == "ResponseError"

@@ -296,7 +296,17 @@ async def run_requests(
         connector = aiohttp.TCPConnector(limit=limit, limit_per_host=limit, enable_cleanup_closed=True)
         session = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None, sock_connect=30))
     try:
-        if pool is not None and n:
+        if n and load.request_style == "vllm-bench":
+            # vllm bench serve's "initial single prompt test run": the first prompt once, unmeasured. It leaves one
+            # open connection (the first wave opens the others inside its TTFT, as there) and the first prompt in
+            # the prefix cache, so the first measured request is served as vllm bench's is.
+            probe = RequestRecord(-1, load.prompt_tokens, max_tokens[0], scheduled_at=0.0)
+            if pool is not None:
+                await _send_raw(pool, requests[0], probe, load.request_timeout_s, False, load.ignore_eos)
+            else:
+                assert session is not None
+                await send_one(session, url, bodies[0], probe, load.request_timeout_s, False, load.ignore_eos)
+        elif pool is not None and n:
             # Same connections a steady-state client would hold; bounded so an open-loop run cannot open thousands.
             await pool.prewarm(min(n, concurrency or 64, 2048))
         with LoopLagMonitor() as lag:
@@ -367,7 +377,12 @@ async def run_requests(
             await session.close()
     used = [r for r in records if r.sent_at > 0.0]
     return RunResult(
-        used, t0, t1, wall_start, max_loop_lag_s=lag.max_lag_s, stopped_early=stopped_early,
+        used,
+        t0,
+        t1,
+        wall_start,
+        max_loop_lag_s=lag.max_lag_s,
+        stopped_early=stopped_early,
         loop_lag_p99_s=_p99(lag.samples),
     )
 

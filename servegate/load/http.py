@@ -1,16 +1,25 @@
-"""A minimal HTTP/1.1 client on a raw asyncio protocol: the hot path of the load generator.
+"""A minimal HTTP/1.1 client on raw non-blocking sockets: the hot path of the load generator.
 
 Why not aiohttp: on one core aiohttp's per-request machinery (request/response objects, stream readers, header
 multidicts) caps a streaming client at about 1,400 requests/s (issue 3's table), below what a fast server answers.
 Here a request is one prebuilt bytes write, the response head is parsed once, chunked framing is undone on bytes,
-and each network read is timestamped on arrival and handed straight to the SSE parser. Keep-alive connections are
-pooled (one pool per run). Plain ``http://`` only; ``https://`` falls back to aiohttp in ``client.py``.
+and each network read goes straight to the SSE parser. Keep-alive connections are pooled (one pool per run). Plain
+``http://`` only; ``https://`` falls back to aiohttp in ``client.py``.
+
+Why not an asyncio transport: a transport hands over bytes when the event loop gets round to them, and a loop busy
+with other streams (or a process the OS preempted) gets round late, so every timestamp taken then is late by the
+loop's lag. Reading the socket ourselves with ``recvmsg`` brings the kernel's receive timestamp (``SO_TIMESTAMPNS``,
+taken when the last segment of the read reached the socket): the events of a read are stamped with their arrival on
+the host, whatever the loop was doing. Where the kernel gives no timestamp, the read's own clock reading is used.
 """
 
 from __future__ import annotations
 
 import asyncio
+import platform
 import socket
+import struct
+import sys
 import time
 from collections.abc import Callable
 from urllib.parse import urlsplit
@@ -18,6 +27,25 @@ from urllib.parse import urlsplit
 Feed = Callable[[bytes, float], None]
 
 _HEAD, _CHUNK_SIZE, _CHUNK_DATA, _LENGTH, _UNTIL_CLOSE, _TRAILER, _DONE = range(7)
+
+# SO_TIMESTAMPNS (= SCM_TIMESTAMPNS) is 35 in Linux's generic socket ABI; the socket module does not name it.
+# Other architectures number it differently, so only these ask for it.
+_SO_TIMESTAMPNS = 35 if sys.platform == "linux" and platform.machine() in ("x86_64", "aarch64") else None
+_TIMESPEC = struct.Struct("@qq")  # struct timespec on a 64-bit Linux
+_ANC_SIZE = socket.CMSG_SPACE(_TIMESPEC.size)
+_READ_SIZE = 256 * 1024
+
+
+def arrival_time(ancillary: list[tuple[int, int, bytes]], now: float) -> float:
+    """The perf_counter time at which a read's data reached the socket: the kernel's receive timestamp (wall clock)
+    moved onto perf_counter's clock, or ``now`` (the read's own time) when there is none. Never later than ``now``."""
+    for level, kind, data in ancillary:
+        if kind == _SO_TIMESTAMPNS and level == socket.SOL_SOCKET and len(data) >= _TIMESPEC.size:
+            sec, nsec = _TIMESPEC.unpack_from(data)
+            offset_ns = time.time_ns() - time.perf_counter_ns()  # wall clock minus perf_counter, now
+            stamped = (sec * 1_000_000_000 + nsec - offset_ns) * 1e-9
+            return stamped if stamped < now else now
+    return now
 
 
 class ResponseError(Exception):
@@ -28,7 +56,11 @@ class ResponseError(Exception):
         self.got_body = got_body
 
 
-class _Conn(asyncio.Protocol):
+class _Conn:
+    """One keep-alive connection: a non-blocking socket watched by an event-loop reader, and the response parser.
+
+    ``received`` and ``closed`` are the parser's inputs (the reader calls them; tests may too)."""
+
     __slots__ = (
         "body_seen",
         "buf",
@@ -37,15 +69,17 @@ class _Conn(asyncio.Protocol):
         "feed",
         "finished_at",
         "keep_alive",
+        "loop",
         "lost",
         "need",
+        "sock",
         "state",
         "status",
-        "transport",
     )
 
-    def __init__(self) -> None:
-        self.transport: asyncio.Transport | None = None
+    def __init__(self, sock: socket.socket | None = None, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self.sock = sock
+        self.loop = loop
         self.done: asyncio.Future[int] | None = None
         self.feed: Feed | None = None
         self.buf = b""
@@ -57,14 +91,36 @@ class _Conn(asyncio.Protocol):
         self.body_seen = False
         self.error_body = b""
         self.finished_at = 0.0  # perf_counter when the last byte of the response arrived
+        if sock is not None and loop is not None:
+            loop.add_reader(sock.fileno(), self._readable)
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        sock = transport.get_extra_info("socket")
+    def _readable(self) -> None:
+        assert self.sock is not None
+        try:
+            data, ancillary, _, _ = self.sock.recvmsg(_READ_SIZE, _ANC_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self.close()
+            self.closed(exc)
+            return
+        now = time.perf_counter()
+        if not data:
+            self.close()
+            self.closed(None)
+            return
+        self.received(data, arrival_time(ancillary, now) if ancillary else now)
+
+    def close(self) -> None:
+        self.lost = True
+        sock, self.sock = self.sock, None
         if sock is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self.loop is not None and not self.loop.is_closed():
+                self.loop.remove_reader(sock.fileno())
+            sock.close()
 
-    def connection_lost(self, exc: Exception | None) -> None:
+    def closed(self, exc: Exception | None) -> None:
+        """The peer closed the connection (or it failed): ends a response that lasts until close, fails any other."""
         self.lost = True
         done = self.done
         if done is None or done.done():
@@ -77,21 +133,36 @@ class _Conn(asyncio.Protocol):
             done.set_exception(ResponseError(reason, self.body_seen))
 
     def start(self, request: bytes, feed: Feed) -> asyncio.Future[int]:
-        loop = asyncio.get_running_loop()
-        self.done = loop.create_future()
+        """Write the request (the rest in the background if the socket takes only part) and return the future
+        that the response's end resolves."""
+        loop = self.loop or asyncio.get_running_loop()
+        self.done = done = loop.create_future()
         self.feed = feed
         self.buf = b""
         self.state = _HEAD
         self.body_seen = False
         self.error_body = b""
-        assert self.transport is not None
-        self.transport.write(request)
-        return self.done
+        if self.sock is None:
+            return done
+        try:
+            sent = self.sock.send(request)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        if sent < len(request):
+            rest = loop.create_task(loop.sock_sendall(self.sock, request[sent:]))
+            rest.add_done_callback(self._sent)
+        return done
 
-    def data_received(self, data: bytes) -> None:
-        now = time.perf_counter()
+    def _sent(self, task: asyncio.Task[None]) -> None:
+        exc = None if task.cancelled() else task.exception()
+        if exc is not None and self.done is not None and not self.done.done():
+            self.done.set_exception(exc)
+
+    def received(self, data: bytes, now: float) -> None:
+        """Bytes that arrived at ``now`` (perf_counter)."""
         if self.state == _DONE:
-            return  # bytes after the end of a response: ignored (the connection is then not reused)
+            self.keep_alive = False  # bytes after the end of a response: ignored, and the connection not reused
+            return
         buf = self.buf + data if self.buf else data
         out: list[bytes] = []
         pos = 0
@@ -207,8 +278,7 @@ class _Conn(asyncio.Protocol):
         self.keep_alive = False
         if self.done is not None and not self.done.done():
             self.done.set_exception(ResponseError(f"malformed HTTP response: {reason}", self.body_seen))
-        if self.transport is not None:
-            self.transport.close()
+        self.close()
 
 
 class HTTPPool:
@@ -223,6 +293,7 @@ class HTTPPool:
         self.prefix = parts.path.rstrip("/")
         self.host_header = f"{self.host}:{self.port}".encode()
         self._idle: list[_Conn] = []
+        self._addr: tuple | None = None  # getaddrinfo's first answer, looked up once
 
     def request_bytes(self, path: str, body: bytes) -> bytes:
         """The full request, built once per request before its send time (nothing left to do when it is due)."""
@@ -231,22 +302,41 @@ class HTTPPool:
             b"content-length: %d\r\n\r\n%s" % ((self.prefix + path).encode(), self.host_header, len(body), body)
         )
 
+    async def _resolve(self) -> tuple:
+        if self._addr is None:
+            infos = await asyncio.get_running_loop().getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
+            self._addr = infos[0]
+        return self._addr
+
+    async def _open(self) -> _Conn:
+        loop = asyncio.get_running_loop()
+        family, kind, proto, _, addr = await self._resolve()
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if _SO_TIMESTAMPNS is not None:
+                sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+            await loop.sock_connect(sock, addr)
+        except BaseException:
+            sock.close()
+            raise
+        return _Conn(sock, loop)
+
     async def _conn(self) -> _Conn:
         while self._idle:
             conn = self._idle.pop()
-            if not conn.lost and conn.transport is not None and not conn.transport.is_closing():
+            if not conn.lost and conn.keep_alive:
                 return conn
-        _, conn = await asyncio.get_running_loop().create_connection(_Conn, self.host, self.port)
-        return conn
+            conn.close()
+        return await self._open()
 
     async def prewarm(self, count: int) -> int:
         """Open ``count`` keep-alive connections before the run starts, so the first wave's TTFT does not include
         TCP setup (at 512 streams that queue alone added ~70 ms to the first requests). Returns how many opened."""
-        loop = asyncio.get_running_loop()
-        results = await asyncio.gather(
-            *(loop.create_connection(_Conn, self.host, self.port) for _ in range(count)), return_exceptions=True
-        )
-        opened = [conn for res in results if not isinstance(res, BaseException) for conn in [res[1]]]
+        await self._resolve()
+        results = await asyncio.gather(*(self._open() for _ in range(count)), return_exceptions=True)
+        opened = [conn for conn in results if isinstance(conn, _Conn)]
         self._idle.extend(opened)
         return len(opened)
 
@@ -260,17 +350,15 @@ class HTTPPool:
             status = await conn.start(request, feed)
         except BaseException:
             conn.keep_alive = False
-            if conn.transport is not None:
-                conn.transport.close()
+            conn.close()
             raise
         if conn.keep_alive and not conn.lost:
             self._idle.append(conn)
-        elif conn.transport is not None:
-            conn.transport.close()
+        else:
+            conn.close()
         return status, conn.error_body
 
     def close(self) -> None:
         for conn in self._idle:
-            if conn.transport is not None:
-                conn.transport.close()
+            conn.close()
         self._idle.clear()

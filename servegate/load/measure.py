@@ -168,7 +168,9 @@ class _Runner:
                 schedule = None
             else:
                 prompts = build_requests(self.tok, load, load.num_requests, salt=self.salt * 100 + index)
-                schedule = profiles.arrival_offsets(kind, rate, len(prompts), load.burstiness, load.seed + index)
+                schedule = profiles.arrival_offsets(
+                    kind, rate, len(prompts), load.burstiness, load.seed + index, load.request_style == "vllm-bench"
+                )
         if index > 0 and load.cooldown_s > 0:
             time.sleep(load.cooldown_s)
         self.say(f"  level {label}: {len(prompts)} requests")

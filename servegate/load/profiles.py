@@ -15,9 +15,12 @@ SATURATION_GAIN = 1.05  # seed 003 phase 5: a level is SATURATED when throughput
 
 
 def arrival_offsets(
-    kind: str, rate: float | None, n: int, burstiness: float = 1.0, seed: int = 0
+    kind: str, rate: float | None, n: int, burstiness: float = 1.0, seed: int = 0, vllm_bench: bool = False
 ) -> list[float] | None:
-    """Seconds after the start at which request i is due; None for closed-loop profiles (send when a slot frees)."""
+    """Seconds after the start at which request i is due; None for closed-loop profiles (send when a slot frees).
+
+    ``vllm_bench``: as ``vllm bench serve`` (``get_request``) spaces them: the first request waits one interval too,
+    and the intervals are rescaled so that the last request is due at exactly n / rate."""
     if kind in ("synchronous", "concurrent", "saturation"):
         return None
     if not rate or rate <= 0:
@@ -25,13 +28,16 @@ def arrival_offsets(
     if n <= 0:
         return []
     if kind == "constant":
-        return [i / rate for i in range(n)]
+        return [(i + vllm_bench) / rate for i in range(n)]
     if kind not in ("poisson", "gamma"):
         raise ValueError(f"no arrival schedule for profile {kind!r}")
     shape = 1.0 if kind == "poisson" else burstiness
     if shape <= 0:
         raise ValueError(f"burstiness must be > 0, got {shape}")
-    gaps = np.random.default_rng(seed).gamma(shape, 1.0 / (rate * shape), size=n - 1)
+    gaps = np.random.default_rng(seed).gamma(shape, 1.0 / (rate * shape), size=n if vllm_bench else n - 1)
+    if vllm_bench:
+        due = np.cumsum(gaps)
+        return (due * (n / rate / due[-1])).tolist()
     return [0.0, *np.cumsum(gaps).tolist()]
 
 
