@@ -182,7 +182,9 @@ def test_plugin_looks_after_every_round_and_stops_on_a_clear_regression(
     monkeypatch.setenv("STUB_ITL_MS", "5")
     monkeypatch.setenv("STUB_TTFT_MS", "50")  # the servers inherit it; the config (and its id) stays the same
     common = ["suites", "-p", "no:cacheprovider", "-s", "--baselines-dir", "bl", "--results-dir", "res", "-m", "cpu"]
-    recorded = pytester.runpytest_subprocess(*common, "--update-baselines", timeout=600)
+    # --force-baseline: a busy machine can flag a start CLIENT-BOUND (event-loop lag), which refuses the baseline;
+    # what is tested here is the looks of the gated run, not the recording rules (tests/test_baseline.py).
+    recorded = pytester.runpytest_subprocess(*common, "--update-baselines", "--force-baseline", timeout=600)
     recorded.assert_outcomes(passed=1)
     assert len(list((pytester.path / "res" / "logs").glob("*.log"))) == 5  # the budget's maximum
 
