@@ -19,7 +19,7 @@ from PIL import Image
 
 from servegate.report import plots
 from servegate.report.html import render_html, write_html_report
-from servegate.results import case_status, load_results, stats_of
+from servegate.results import case_status, load_results, stats_of, validate_document
 from servegate.roofline import floors_for_case
 
 DATA = Path(__file__).parent / "data" / "results"
@@ -328,3 +328,33 @@ def test_browser_test_fails_in_ci_when_chromium_is_missing(tmp_path: Path) -> No
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, cwd=Path(__file__).parent.parent)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "chromium not installed on the CI machine" in proc.stdout
+
+
+def test_a_version_1_file_is_upgraded_at_load(real: dict) -> None:
+    """An old results file still renders: its intervals and status labels are computed as this version does."""
+    assert real["schema_version"] == 2 and real["upgraded_from_schema"] == 1
+    case = real["cases"][0]
+    assert all(s["ci_method"] for s in case["stats"].values())
+    assert case["stats"]["ttft_p99_ms"]["ci_low"] > 0 and set(case["status"]) == {"c8"}
+
+
+def test_correctness_outputs_are_shown(real: dict) -> None:
+    doc = copy.deepcopy(real)
+    case = doc["cases"][0]
+    case["correctness"] = {
+        "prompts": ["The capital of France is", "1, 2, 3,"],
+        "outputs": ["Paris.", " 4, 5"],
+        "max_tokens": 8,
+        "starts": 2,
+        "across_starts": [],
+        "golden": "baselines/x.golden.json",
+        "golden_status": "compared",
+        "golden_mismatches": ["prompt 1 '1, 2, 3,': differs at char 2"],
+        "golden_outputs": ["Paris.", " 4, 6"],
+    }
+    assert validate_document(doc) == []
+    page = render_html(doc, lambda _c: None)
+    section = page[page.index("<h3>Correctness</h3>") :]
+    assert "OUTPUTS DIFFER" in page[: page.index("<h3>Correctness</h3>")]  # in the overview, too
+    assert "The capital of France is" in section and "Paris." in section
+    assert section.count("differs from the golden file") == 1 and "differs at char 2" in section

@@ -266,7 +266,7 @@ def render_overview(doc: Mapping[str, Any]) -> str:
                 str(len(case.get("starts") or [])),
                 str(len(levels)),
                 ci_text(stat(case, last, "output_throughput")),
-                status_badge(case, last) or correctness_badge(case),
+                status_badge(case, last) + correctness_badge(case),
                 gate,
             )
         )
@@ -662,7 +662,9 @@ def render_workload_levels(case: Mapping[str, Any], levels: list[dict[str, Any]]
                     fmt(steady.get("tail_trimmed_s")),
                     f"{esc(steady.get('requests_inside'))}/{esc(steady.get('requests_total'))}" if steady else "",
                     badge("OVER-SATURATED", "v-REGRESSED") if summary.get("oversaturation") else "",
-                    fmt(sm.get("prefix_cache_hit_rate")),
+                    fmt(sm.get("prefix_cache_hit_rate") * 100)
+                    if sm.get("prefix_cache_hit_rate") is not None
+                    else "n/a",
                     fmt(sm.get("spec_acceptance_rate")),
                     fmt(sm.get("spec_mean_acceptance_length")),
                     esc(" ".join(f"{fmt(sm[k])}" for k in positions)),
@@ -672,8 +674,6 @@ def render_workload_levels(case: Mapping[str, Any], levels: list[dict[str, Any]]
                     fmt(energy.get("tokens_per_joule")),
                 )
             )
-    if not rows:
-        return ""
     headers = [
         "level",
         "start",
@@ -682,7 +682,7 @@ def render_workload_levels(case: Mapping[str, Any], levels: list[dict[str, Any]]
         "cool-down trimmed s",
         "requests kept",
         "",
-        "prefix-cache hit rate",
+        "prefix-cache hit rate %",
         "spec accept rate",
         "spec mean accept len",
         "per position",
@@ -691,6 +691,12 @@ def render_workload_levels(case: Mapping[str, Any], levels: list[dict[str, Any]]
         "power peak W",
         "tokens/J",
     ]
+    # Only the columns this case has data for: a column of n/a is noise, a table of them is no section at all.
+    keep = [0, 1, *(c for c in range(2, len(headers)) if any(r[c] not in ("", "n/a") for r in rows))]
+    if len(keep) == 2:
+        return ""
+    headers = [headers[c] for c in keep]
+    rows = [tuple(r[c] for c in keep) for r in rows]
     return (
         "<h3>Steady state, prefix cache, speculative decoding, energy</h3>"
         '<p class="note">Steady window: MSER-5 on per-request latency plus the in-flight ramp; "applied" levels '
