@@ -489,7 +489,7 @@ def render_distributions(case: Mapping[str, Any], levels: list[dict[str, Any]]) 
             if pts:
                 by_metric[name] = pts
         if by_metric:
-            per_start[f"start {index}"] = by_metric
+            per_start[f"start {index + 1}"] = by_metric
     if not per_start:
         return ""
     uri = plots.per_start_percentiles(per_start, f"Latency distributions per server start at {label}")
@@ -854,13 +854,13 @@ def render_startup(case: Mapping[str, Any]) -> str:
     if not any(f for _, f in facts):
         return ""
     fields = [(k, n) for k, n in STARTUP_FIELDS if any(f.get(k) is not None for _, f in facts)]
-    rows = [(f"start {esc(i)}", *(fmt(f.get(k)) for k, _ in fields)) for i, f in facts]
+    rows = [(f"start {esc(int(i) + 1)}", *(fmt(f.get(k)) for k, _ in fields)) for i, f in facts]
     out = ["<h3>Server start-up</h3>", table(["start", *(n for _, n in fields)], rows)]
     phases: dict[str, dict[str, float]] = {}
     for i, f in facts:
         p = f.get("phases") or (f.get("extra") or {}).get("phases") or f.get("cold_start")
         if isinstance(p, Mapping):
-            phases[f"start {i}"] = {str(k): float(v) for k, v in p.items() if isinstance(v, (int, float))}
+            phases[f"start {int(i) + 1}"] = {str(k): float(v) for k, v in p.items() if isinstance(v, (int, float))}
     if phases:
         out.append(img(plots.stacked_phases(phases, "Cold-start phases per server start"), "cold-start phases", "wide"))
     return "".join(out)
