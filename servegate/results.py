@@ -54,7 +54,7 @@ def stats_of(values: dict[str, list[float]], confidence: float = 0.95) -> dict[s
             continue
         est = estimate(clean, confidence)
         low, high, method = est.ci_low, est.ci_high, "t"
-        if is_share(metric):
+        if is_share(metric) and est.n > 1:
             low, high, method = max(low, 0.0), min(high, 1.0), "t, cut to [0, 1]"
         elif est.n > 1 and all(0 < v < math.inf for v in clean):
             logs = estimate([math.log(v) for v in clean], confidence)

@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from servegate.report import plots
-from servegate.report.html import render_html, write_html_report
+from servegate.report.html import anchor, render_html, write_html_report
 from servegate.results import case_status, load_results, stats_of, validate_document
 from servegate.roofline import floors_for_case
 
@@ -53,6 +53,16 @@ def synthetic_html(synthetic: dict) -> str:
 @pytest.fixture(scope="module")
 def real_html(real: dict) -> str:
     return render_html(real, lambda _case: None)
+
+
+@pytest.fixture(scope="module")
+def main() -> dict:
+    return load("real-cpu-main-subset.json")
+
+
+@pytest.fixture(scope="module")
+def main_html(main: dict) -> str:
+    return render_html(main, floors)
 
 
 def images(page: str) -> list[Image.Image]:
@@ -158,15 +168,20 @@ CHECKS_JS = r"""
       if (points !== null && points < 2) problems.push(`a chart of ${points} value(s): ${name}`);
     }
     if (im.dataset.metric) {
-      const head = im.closest("section").querySelector(`th span[data-metric="${im.dataset.metric}"]`);
-      if (!head) { problems.push("no table column beside " + name); continue; }
+      const head = im.closest("section").querySelector(`span[data-metric="${im.dataset.metric}"]`);
+      if (!head) {
+        problems.push("no table column or row beside " + name);
+        continue;
+      }
       if (head.dataset.unit !== (im.dataset.unit || "")) {
         problems.push(`units differ for ${im.dataset.metric}: chart ${im.dataset.unit}, table ${head.dataset.unit}`);
       }
-      const th = head.closest("th");
-      const col = [...th.parentNode.children].indexOf(th);
-      const rows = [...th.closest("table").tBodies[0].rows];
-      const values = rows.map((r) => number(r.cells[col].textContent)).filter(Number.isFinite);
+      const cell = head.closest("th, td");
+      const col = [...cell.parentNode.children].indexOf(cell);
+      const cells = cell.closest("thead")  // the metric heads a column, or (transposed) a row
+        ? [...cell.closest("table").tBodies[0].rows].map((r) => r.cells[col])
+        : [...cell.parentNode.children].slice(1);
+      const values = cells.map((c) => number(c.textContent)).filter(Number.isFinite);
       const top = Math.max(...panels.map((p) => p[3]));
       const max = Math.max(...values);
       if (Math.abs(max - top) > 0.01 * Math.abs(top)) {
@@ -243,7 +258,8 @@ def zero_counts_not_compared(doc: dict) -> dict:
                 metrics = lv["summary"].get("server_metrics") or {}
                 lv["summary"]["server_metrics"] = {k: 0 for k, v in metrics.items() if isinstance(v, (int, float))}
         prefix = f"{last}/"
-        case["values"] = {k.removeprefix(prefix): v for k, v in case["values"].items() if k.startswith(prefix)}
+        if any(k.startswith(prefix) for k in case["values"]):  # a sweep: keep its last level's metrics, unprefixed
+            case["values"] = {k.removeprefix(prefix): v for k, v in case["values"].items() if k.startswith(prefix)}
         case["stats"] = stats_of(case["values"])
         case["status"] = case_status(case["starts"], case["stats"], case["load"]["profile"])
         case["gate"] = [
@@ -260,7 +276,7 @@ def zero_counts_not_compared(doc: dict) -> dict:
     return out
 
 
-@pytest.mark.parametrize("which", ["synthetic", "real", "real_one_start", "real_zero_counts_not_compared"])
+@pytest.mark.parametrize("which", ["synthetic", "main", "main_one_start", "main_zero_counts_not_compared"])
 def test_chromium_shows_the_report_as_a_person_would_read_it(
     which: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
@@ -358,3 +374,45 @@ def test_correctness_outputs_are_shown(real: dict) -> None:
     assert "OUTPUTS DIFFER" in page[: page.index("<h3>Correctness</h3>")]  # in the overview, too
     assert "The capital of France is" in section and "Paris." in section
     assert section.count("differs from the golden file") == 1 and "differs at char 2" in section
+
+
+def test_the_main_job_report_shows_every_section_with_real_data(main: dict, main_html: str) -> None:
+    """A real run of the progressive, KV-saturation, correctness, workloads and capacity suites (tests/data)."""
+    for heading in (
+        "Load levels",
+        "Server-side metrics",
+        "Correctness",
+        "Capacity under the SLO",
+        "Interactivity vs throughput",
+        "Steady state, prefix cache",
+        "warmup trimmed s",
+        "prefix-cache hit rate %",
+    ):
+        assert heading in main_html, heading
+    alts = re.findall(r'<img[^>]*alt="([^"]+)"', main_html)
+    for alt in ("capacity chart", "Pareto front", "sweep chart", "server metrics chart"):
+        assert alt in alts, alt
+    assert "Telemetry" not in main_html
+
+
+def test_terminal_and_html_show_the_stored_status(main: dict, main_html: str) -> None:
+    """One label per level, decided when the results were written: the terminal and the HTML both print it."""
+    from servegate.report.terminal import render_case
+
+    checked = 0
+    for case in main["cases"]:
+        terminal = "\n".join(render_case(case))
+        section = main_html[main_html.index(f'<section class="card" id="{anchor(case)}">') :]
+        section = section[: section.index("</section>")]
+        for label, st in case["status"].items():
+            if len(case["status"]) > 1:
+                line = next(x for x in terminal.splitlines() if x.strip().startswith(label + " "))
+                assert line.rstrip().endswith(
+                    f"{st['status']} {st['phase']}" + (" (saturation onset)" if st["saturation_onset"] else "")
+                )
+                row = re.search(rf'<tr><td class="l">{re.escape(label)}</td>.*?</tr>', section)
+                assert row and f">{st['phase']}<" in row.group(0) and f"s-{st['status']}" in row.group(0)
+                checked += 1
+    progressive = next(c for c in main["cases"] if c["suite"] == "progressive")
+    assert progressive["status"]["WARMUP"]["phase"] == "WARMUP"  # not the concurrency-1 BASELINE guess
+    assert checked >= 7

@@ -56,8 +56,8 @@ tbody tr:nth-child(even) td { background:#fafbfc; }
 .grid { display:grid; grid-template-columns: repeat(auto-fit, minmax(560px, 1fr)); gap:12px; }
 .grid img { width:100%; height:auto; } img.wide { max-width:100%; height:auto; }
 .grid img, img.wide { border:1px solid var(--line); border-radius:6px; background:#fff; }
-.pm { display:block; color:var(--muted); font-size:10.5px; line-height:1.1; }
-.wide-ci { display:block; color:#9b1c1c; font-size:10.5px; line-height:1.1; }
+.pm { display:block; color:var(--muted); font-size:10.5px; line-height:1.1; white-space:normal; }
+.wide-ci { display:block; color:#9b1c1c; font-size:10.5px; line-height:1.1; white-space:normal; }
 pre.out { white-space:pre-wrap; overflow-wrap:anywhere; margin:0; padding:2px 4px; font-size:11px; }
 .note { color:var(--muted); font-size:12px; margin:4px 0; }
 .scroll { overflow-x:auto; }
@@ -102,7 +102,7 @@ def ci_text(s: Mapping[str, Any] | None) -> str:
         return "n/a"
     lo, hi, mean = s.get("ci_low"), s.get("ci_high"), s.get("mean")
     if lo is None or hi is None or not (math.isfinite(lo) and math.isfinite(hi)):
-        return f"{fmt(mean)} <span class=note>(n={esc(s.get('n'))}, no CI)</span>"
+        return f'{fmt(mean)}<span class="pm">n={esc(s.get("n"))}, no CI</span>'
     wide = '<span class="wide-ci">CI too wide to mean much</span>' if ci_is_wide(s) else ""
     return f'{fmt(mean)}<span class="pm">[{fmt(lo)}, {fmt(hi)}]</span>{wide}'
 
@@ -777,17 +777,16 @@ def render_server_metrics(case: Mapping[str, Any], levels: list[dict[str, Any]])
                 k for k, v in m.items() if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in keys
             ]
     means = {k: [_mean([m.get(k) for m in ms]) for _, ms in per_level] for k in keys}
+    # One row per metric, one column per level: vLLM exports more gauges and counters than a page has columns.
     rows = []
-    for i, (label, _) in enumerate(per_level):
-        rows.append(
-            (esc(label), *(fmt(means[k][i] * _metric_unit(k)[1]) if means[k][i] is not None else "n/a" for k in keys))
-        )
-    heads = [
-        f'<span data-metric="{esc(k)}" data-unit="{_metric_unit(k)[0]}">{esc(k)}'
-        f"{' (' + _metric_unit(k)[0] + ')' if _metric_unit(k)[0] else ''}</span>"
-        for k in keys
+    for k in keys:
+        unit, scale = _metric_unit(k)
+        head = f'<span data-metric="{esc(k)}" data-unit="{unit}">{esc(k)}{" (" + unit + ")" if unit else ""}</span>'
+        rows.append((head, *(fmt(v * scale) if v is not None else "n/a" for v in means[k])))
+    out = [
+        "<h3>Server-side metrics (vLLM /metrics, mean over starts)</h3>",
+        table(["metric", *(esc(lab) for lab, _ in per_level)], rows),
     ]
-    out = ["<h3>Server-side metrics (vLLM /metrics, mean over starts)</h3>", table(["level", *heads], rows)]
     labels = [lab for lab, _ in per_level]
     charts = []
     for needle, title, unit_label in (
@@ -962,9 +961,11 @@ def render_ab(doc: Mapping[str, Any]) -> str:
                 )
             )
         out.append(f"<h3>A/B: {esc(group)}</h3>")
-        out.append(
-            img(plots.arms_chart([n for _, n in metrics], arms, f"{group}: arms, mean with 95% CI"), "arms", "wide")
-        )
+        drawn = [k for k in range(len(metrics)) if sum(math.isfinite(t[k][0]) for t in arms.values()) >= 2]
+        if drawn:  # a panel needs two arms with a value; the table below has every number
+            picked = {arm: [t[k] for k in drawn] for arm, t in arms.items()}
+            chart = plots.arms_chart([metrics[k][1] for k in drawn], picked, f"{group}: arms, mean with 95% CI")
+            out.append(img(chart, "arms", "wide"))
         out.append(table(["arm", "case", *(n for _, n in metrics)], rows, 2))
     if not out:
         return ""

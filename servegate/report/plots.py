@@ -25,6 +25,7 @@ VERDICT_COLORS = {"REGRESSED": "#c0392b", "OK": "#2e8b57", "INCONCLUSIVE": "#d68
 STATUS_COLORS = {"OK": "#2e8b57", "DEGRADED": "#d68910", "SATURATED": "#2f6fb0", "FAILING": "#c0392b"}
 PALETTE = ["#2f6fb0", "#d35400", "#2e8b57", "#8e44ad", "#c0392b", "#16a085", "#7f8c8d", "#b7950b"]
 DPI = 110
+WIDE_SPAN = 10.0  # CI ends this far apart: a linear axis would show whiskers and no bars
 
 Series = tuple[Sequence[float], Sequence[float], Sequence[float]]  # means, CI lows, CI highs
 
@@ -306,15 +307,24 @@ def arms_chart(metrics: Sequence[str], arms: Mapping[str, Sequence[tuple[float, 
         ax = fig.add_subplot(1, len(metrics), k + 1)
         names = list(arms)
         means = _clean([arms[a][k][0] for a in names])
-        err = _yerr(means, _clean([arms[a][k][1] for a in names]), _clean([arms[a][k][2] for a in names]))
-        ax.bar(range(len(names)), means, color=[PALETTE[i % 8] for i in range(len(names))], width=0.6, alpha=0.85)
-        ax.errorbar(range(len(names)), means, yerr=err, fmt="none", ecolor="#222", capsize=5, lw=1.3)
+        lows, highs = _clean([arms[a][k][1] for a in names]), _clean([arms[a][k][2] for a in names])
+        err = _yerr(means, lows, highs)
+        ends = [v for v in (*lows, *highs) if _finite(v) and v > 0]
+        if ends and max(ends) / min(ends) > WIDE_SPAN:  # bars would vanish under the whiskers: points on a log axis
+            for i, (mean, below, above) in enumerate(zip(means, err[0], err[1], strict=True)):
+                ax.errorbar([i], [mean], yerr=[[below], [above]], fmt="o", ms=7, color=PALETTE[i % 8], capsize=5)
+            ax.set_yscale("log")
+            ax.set_xlim(-0.6, len(names) - 0.4)
+        else:
+            ax.bar(range(len(names)), means, color=[PALETTE[i % 8] for i in range(len(names))], width=0.6, alpha=0.85)
+            ax.errorbar(range(len(names)), means, yerr=err, fmt="none", ecolor="#222", capsize=5, lw=1.3)
+            ax.set_ylim(bottom=0)
         ax.set_xticks(range(len(names)), names)
         ax.set_title(metric, fontsize=9.5, loc="left")
-        ax.set_ylim(bottom=0)
         _style(ax)
     fig.suptitle(title, fontsize=10.5, x=0.01, ha="left")
-    return chart(fig, points=[len(arms)] * len(metrics))
+    finite = [sum(1 for a in arms if _finite(arms[a][k][0])) for k in range(len(metrics))]
+    return chart(fig, points=finite)
 
 
 def capacity_chart(
