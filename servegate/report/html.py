@@ -371,7 +371,30 @@ def _series(case: Mapping[str, Any], labels: Sequence[str], metric: str) -> plot
     return ([s.get("mean", nan) for s in ss], [s.get("ci_low", nan) for s in ss], [s.get("ci_high", nan) for s in ss])
 
 
+LOAD_PHASES = ("BASELINE", "SCALING", "SATURATION")  # levels on one load axis; WARMUP and STRESS are not
+
+
+def sweep_levels(case: Mapping[str, Any], levels: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The levels a line against load may join: load phases only, and of a case with several swept steps (a
+    capacity search, then a brute-force sweep) the step with the most levels, so no line doubles back."""
+    loaded = [lv for lv in levels if status_of(case, lv["label"]).get("phase", "SCALING") in LOAD_PHASES]
+    steps: dict[str, list[dict[str, Any]]] = {}
+    for lv in loaded:
+        steps.setdefault(str(lv["label"]).rsplit("/", 1)[0] if "/" in str(lv["label"]) else "", []).append(lv)
+    return max(steps.values(), key=len) if len(steps) > 1 else loaded
+
+
 def render_sweep_plots(case: Mapping[str, Any], levels: list[dict[str, Any]], floors: Floors | None) -> str:
+    every = len(levels)
+    levels = sweep_levels(case, levels)
+    if len(levels) < 2:
+        return ""
+    shown = (
+        f'<p class="note">Drawn against load: {esc(", ".join(str(lv["label"]) for lv in levels))} (the table has '
+        "every level).</p>"
+        if len(levels) < every
+        else ""
+    )
     labels = [lv["label"] for lv in levels]
     by_conc = all(lv.get("concurrency") for lv in levels)
     x = [float(lv.get("concurrency") if by_conc else (lv.get("rate") or i + 1)) for i, lv in enumerate(levels)]
@@ -420,7 +443,7 @@ def render_sweep_plots(case: Mapping[str, Any], levels: list[dict[str, Any]], fl
             log_y=True,
         ),
     ]
-    return '<h3>Scaling</h3><div class="grid">' + "".join(img(c, "sweep chart") for c in charts) + "</div>"
+    return "<h3>Scaling</h3>" + shown + '<div class="grid">' + "".join(img(c, "sweep chart") for c in charts) + "</div>"
 
 
 def render_single(case: Mapping[str, Any], level: Mapping[str, Any]) -> str:
