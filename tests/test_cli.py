@@ -91,8 +91,16 @@ def _real() -> dict:
         (lambda d: d["cases"][0].update(gate=[{"metric": "x"}]), "cases[0].gate[0].verdict: field required"),
         (lambda d: d["cases"].append(7), "cases[1]: input should be a valid dictionary"),
     ],
-    ids=["cases-not-list", "no-starts", "levels-not-list", "no-summary", "value-string", "stat-partial",
-         "gate-row", "case-not-object"],
+    ids=[
+        "cases-not-list",
+        "no-starts",
+        "levels-not-list",
+        "no-summary",
+        "value-string",
+        "stat-partial",
+        "gate-row",
+        "case-not-object",
+    ],
 )
 @pytest.mark.parametrize("command", ["show", "report"])
 def test_valid_json_of_the_wrong_shape_is_a_clear_error(

@@ -87,6 +87,11 @@ def fmt(x: Any, digits: int = 3) -> str:
 WIDE_CI = 2.0  # an interval whose ends are more than 2x apart cannot tell a change of that size from noise
 
 
+def seconds(x: Any) -> str:
+    """Durations to the hundredth of a second: 7.36e-05 s of trimming is 0.00 s to a reader."""
+    return f"{x:.2f}" if isinstance(x, (int, float)) and math.isfinite(x) else "n/a"
+
+
 def ci_is_wide(s: Mapping[str, Any] | None) -> bool:
     if not s:
         return False
@@ -681,8 +686,8 @@ def render_workload_levels(case: Mapping[str, Any], levels: list[dict[str, Any]]
                     esc(lv["label"]),
                     esc(index + 1),
                     ("applied" if steady.get("applied") else "detected") if steady else "",
-                    fmt(steady.get("head_trimmed_s")),
-                    fmt(steady.get("tail_trimmed_s")),
+                    seconds(steady.get("head_trimmed_s")),
+                    seconds(steady.get("tail_trimmed_s")),
                     f"{esc(steady.get('requests_inside'))}/{esc(steady.get('requests_total'))}" if steady else "",
                     badge("OVER-SATURATED", "v-REGRESSED") if summary.get("oversaturation") else "",
                     fmt(sm.get("prefix_cache_hit_rate") * 100)
