@@ -8,6 +8,15 @@ e.g. a level without a successful request) is written as null and its place list
 reason; ``load_results`` restores exactly those places, so readers see the floats the run produced. Loading
 also checks the shape every renderer relies on (``validate_document``), so a file of another shape is a clear
 error naming the key instead of a KeyError inside a report.
+
+Each multi-request metric's interval is the one a reader can take literally: for positive quantities (latencies,
+throughputs) a t interval on the logs of the per-start values, as a ratio around the mean (``mean / f`` to
+``mean * f``), so a skewed latency's interval never reaches below zero; for shares (success rate, cache hit and
+acceptance rates) the plain t interval, cut to [0, 1]. Each level's status label (seed 003 Table 7) is computed
+here once, from the phases, and stored: the terminal and the HTML read it instead of deciding again.
+
+Schema versions: 2 added ``stats.*.ci_method`` (the interval above) and ``status`` per level; a version-1 file is
+upgraded at load (intervals recomputed from its per-start values, labels from its statistics).
 """
 
 from __future__ import annotations
@@ -26,8 +35,15 @@ from servegate.baseline import atomic_write_text
 from servegate.redact import redact_env, redact_obj
 from servegate.runner import CaseResult
 from servegate.stats import estimate
+from servegate.status import LevelPoint, classify_levels
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # 1 is upgraded at load (upgrade_document)
+SHARE_WORDS = ("success_rate", "hit_rate", "acceptance_rate", "acceptance_pos")  # metrics bounded by [0, 1]
+
+
+def is_share(metric: str) -> bool:
+    return any(word in metric for word in SHARE_WORDS)
 
 
 def stats_of(values: dict[str, list[float]], confidence: float = 0.95) -> dict[str, dict[str, float]]:
@@ -37,22 +53,60 @@ def stats_of(values: dict[str, list[float]], confidence: float = 0.95) -> dict[s
         if not clean:
             continue
         est = estimate(clean, confidence)
+        low, high, method = est.ci_low, est.ci_high, "t"
+        if is_share(metric) and est.n > 1:
+            low, high, method = max(low, 0.0), min(high, 1.0), "t, cut to [0, 1]"
+        elif est.n > 1 and all(0 < v < math.inf for v in clean):
+            logs = estimate([math.log(v) for v in clean], confidence)
+            factor = math.exp((logs.ci_high - logs.ci_low) / 2)
+            low, high, method = est.mean / factor, est.mean * factor, "log-t ratio"
         out[metric] = {
             "n": est.n,
             "mean": est.mean,
             "sd": est.sd,
             "cov": est.cov,
-            "ci_low": est.ci_low,
-            "ci_high": est.ci_high,
+            "ci_low": low,
+            "ci_high": high,
+            "ci_method": method,
             "confidence": confidence,
         }
     return out
 
 
+def level_points(levels: list[dict[str, Any]], stats: dict[str, dict[str, Any]]) -> list[LevelPoint]:
+    """Means over starts per level (``levels`` in sweep order: label, concurrency), what status labels read."""
+    multi = len(levels) > 1
+
+    def mean(label: str, metric: str) -> float | None:
+        s = stats.get(f"{label}/{metric}" if multi else metric)
+        return s["mean"] if s else None
+
+    return [
+        LevelPoint(
+            lv["label"],
+            lv.get("concurrency"),
+            mean(lv["label"], "success_rate") or 0.0,  # no successful request at all: FAILING
+            mean(lv["label"], "e2el_p99_ms"),
+            mean(lv["label"], "total_token_throughput") or mean(lv["label"], "output_throughput"),
+        )
+        for lv in levels
+    ]
+
+
+def case_status(starts: list[dict[str, Any]], stats: dict[str, dict[str, Any]], profile: str) -> dict[str, dict]:
+    """Level label -> phase, status and the ratios that decided it, for the levels of every start in order."""
+    levels: dict[str, dict[str, Any]] = {}
+    for start in starts:
+        for lv in start.get("levels") or []:
+            levels.setdefault(str(lv["label"]), lv)
+    statuses = classify_levels(level_points(list(levels.values()), stats), profile)
+    return {s.label: s.to_dict() for s in statuses}
+
+
 def case_document(case_id: str, suite: str, hardware: str, result: CaseResult, extra: dict | None = None) -> dict:
     server = asdict(result.server)
     server["env"] = redact_env(dict(result.server.env))
-    return {
+    document: dict[str, Any] = {
         "id": case_id,
         "suite": suite,
         "hardware": hardware,
@@ -77,9 +131,11 @@ def case_document(case_id: str, suite: str, hardware: str, result: CaseResult, e
             for s in result.starts
         ],
         "values": result.values(),
-        "stats": stats_of(result.values()),
         **(extra or {}),
     }
+    document["stats"] = stats_of(document["values"])
+    document["status"] = case_status(document["starts"], document["stats"], result.load.profile)
+    return document
 
 
 def session_document(cases: list[dict], environment: dict[str, Any]) -> dict:
@@ -174,12 +230,33 @@ class _Start(_Model):
     facts: dict[str, Any]
 
 
-class _Stat(_Model):
+class _Stat1(_Model):
     mean: float
     ci_low: float
     ci_high: float
     cov: float
     n: int
+
+
+class _Stat(_Stat1):
+    ci_method: str
+
+
+class _LevelStatus(_Model):
+    phase: str
+    status: str
+    p99_vs_baseline: float | None
+    gain_vs_previous: float | None
+    saturation_onset: bool
+
+
+class _Correctness(_Model):
+    prompts: list[str]
+    outputs: list[str]
+    starts: int
+    across_starts: list[str]
+    golden_status: str
+    golden_mismatches: list[str]
 
 
 class _GateRow(_Model):
@@ -188,14 +265,25 @@ class _GateRow(_Model):
     reason: str
 
 
-class _Case(_Model):
+class _Case1(_Model):
     id: str
     suite: str
     starts: list[_Start]
     values: dict[str, list[float]]
-    stats: dict[str, _Stat]
+    stats: dict[str, _Stat1]
     gate: list[_GateRow] = []
     ab: list[_GateRow] = []
+
+
+class _Case(_Case1):
+    stats: dict[str, _Stat]
+    status: dict[str, _LevelStatus]
+    correctness: _Correctness | None = None
+
+
+class _Document1(_Model):
+    schema_version: int
+    cases: list[_Case1]
 
 
 class _Document(_Model):
@@ -204,9 +292,11 @@ class _Document(_Model):
 
 
 def validate_document(document: Any) -> list[str]:
-    """Every place where ``document`` does not have the shape reports read, as ``cases[0].starts: <problem>``."""
+    """Every place where ``document`` does not have the shape reports read (version 1's shape for a version-1
+    file), as ``cases[0].starts: <problem>``."""
+    model = _Document1 if isinstance(document, dict) and document.get("schema_version") == 1 else _Document
     try:
-        _Document.model_validate(document)
+        model.model_validate(document)
     except ValidationError as exc:
         return [
             "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"]).lstrip(".")
@@ -216,13 +306,34 @@ def validate_document(document: Any) -> list[str]:
     return []
 
 
+def upgrade_document(document: dict) -> dict:
+    """A version-1 document in version 2's shape (in place): intervals and status labels computed as version 2
+    computes them, from the per-start values the file kept. Other versions are left for the caller to refuse."""
+    if document.get("schema_version") != 1 or validate_document(document):
+        return document  # another version, or not even version 1's shape: validation says where
+    for case in document.get("cases") or []:
+        if not isinstance(case, dict) or not isinstance(case.get("values"), dict):
+            continue
+        case["stats"] = stats_of(case["values"])
+        profile = str((case.get("load") or {}).get("profile", "concurrent"))
+        case.pop("phases", None)  # version 1's progressive suite wrote its own labels; 2 computes them here
+        case["status"] = case_status(case.get("starts") or [], case["stats"], profile)
+    document["schema_version"] = SCHEMA_VERSION
+    document["upgraded_from_schema"] = 1
+    return document
+
+
 def load_results(path: Path) -> dict:
-    """A results document as written (non-finite numbers restored), or ``ValueError`` naming the file and key."""
+    """A results document as written (non-finite numbers restored, version 1 upgraded), or ``ValueError`` naming
+    the file and key."""
     doc = json.loads(path.read_text(encoding="utf-8"))
-    if not isinstance(doc, dict) or doc.get("schema_version") != SCHEMA_VERSION:
-        found = doc.get("schema_version") if isinstance(doc, dict) else None
-        raise ValueError(f"{path}: schema_version {found!r}, this servegate reads {SCHEMA_VERSION}")
+    found = doc.get("schema_version") if isinstance(doc, dict) else None
+    if found not in READABLE_VERSIONS:
+        raise ValueError(
+            f"{path}: schema_version {found!r}, this servegate reads {', '.join(map(str, READABLE_VERSIONS))}"
+        )
     restore_non_finite(doc)
+    upgrade_document(doc)
     problems = validate_document(doc)
     if problems:
         raise ValueError(f"{path}: not a servegate results document of this version: " + "; ".join(problems[:5]))

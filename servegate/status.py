@@ -79,17 +79,28 @@ def classify(
     return Status.OK
 
 
-def phase_of_levels(concurrencies: Sequence[int | None], profile: str = "concurrent") -> list[Phase]:
+def phase_of_label(label: str) -> Phase | None:
+    """The phase a level's label names (``SCALING-c16``, ``BASELINE``, ``STRESS-long/c4``), else None."""
+    head = label.split("/", 1)[0].split("-", 1)[0]
+    return Phase(head) if head in Phase.__members__ else None
+
+
+def phase_of_levels(
+    concurrencies: Sequence[int | None], profile: str = "concurrent", labels: Sequence[str] | None = None
+) -> list[Phase]:
     """Map a case's load levels onto seed 003's phases.
 
-    A leading concurrency-1 level is the BASELINE (seed: "clean metrics at concurrency=1"); a ``saturation``
-    profile is the SATURATION phase; everything else sweeps load and is SCALING. Rate-driven levels (concurrency
-    None) count as SCALING. WARMUP and STRESS are not load levels in servegate (warmup requests are discarded
-    before the measured run; stress workloads are separate cases), so they are never assigned here.
+    A level whose label names a phase (the progressive suite names its steps ``<PHASE>-<free label>``) is in
+    that phase. Otherwise: a leading concurrency-1 level is the BASELINE (seed: "clean metrics at
+    concurrency=1"); a ``saturation`` profile is the SATURATION phase; everything else sweeps load and is
+    SCALING. Rate-driven levels (concurrency None) count as SCALING.
     """
+    named = [phase_of_label(label) for label in labels] if labels is not None else [None] * len(concurrencies)
     phases: list[Phase] = []
-    for i, conc in enumerate(concurrencies):
-        if i == 0 and conc == 1:
+    for i, (conc, phase) in enumerate(zip(concurrencies, named, strict=True)):
+        if phase is not None:
+            phases.append(phase)
+        elif i == 0 and conc == 1:
             phases.append(Phase.BASELINE)
         elif profile == "saturation":
             phases.append(Phase.SATURATION)
@@ -116,20 +127,43 @@ class LevelStatus:
     status: Status
     p99_vs_baseline: float | None  # p99 / baseline p99: how close to the DEGRADED factor 2
     gain_vs_previous: float | None  # throughput / previous level's: how close to the SATURATED factor 1.05
+    saturation_onset: bool = False  # the first load level gaining < 1.05x over the one before (any phase)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "phase": self.phase.value,
+            "status": self.status.value,
+            "p99_vs_baseline": self.p99_vs_baseline,
+            "gain_vs_previous": self.gain_vs_previous,
+            "saturation_onset": self.saturation_onset,
+        }
+
+
+# Levels that load the server more and more; WARMUP and STRESS (another workload) are no "previous level".
+LOAD_PHASES = (Phase.BASELINE, Phase.SCALING, Phase.SATURATION)
 
 
 def classify_levels(points: Sequence[LevelPoint], profile: str = "concurrent") -> list[LevelStatus]:
-    """Label every level of a sweep, keeping the two ratios that decided (or nearly decided) the label visible."""
-    phases = phase_of_levels([p.concurrency for p in points], profile)
-    baseline_p99 = points[0].p99_ms if points and phases[0] is Phase.BASELINE else None
+    """Label every level of a case, keeping the two ratios that decided (or nearly decided) the label visible.
+
+    The baseline p99 is the first BASELINE level's; a level's "previous" is the last BASELINE, SCALING or
+    SATURATION level before it. This is the one place labels are computed: the results document stores them and
+    every report reads them from there.
+    """
+    phases = phase_of_levels([p.concurrency for p in points], profile, [p.label for p in points])
+    baseline_p99 = next((p.p99_ms for p, ph in zip(points, phases, strict=True) if ph is Phase.BASELINE), None)
+    loaded = [(i, p.throughput) for i, (p, ph) in enumerate(zip(points, phases, strict=True)) if ph in LOAD_PHASES]
+    onset_at = saturation_onset([t for _, t in loaded])
+    onset = loaded[onset_at][0] if onset_at is not None else None
     out: list[LevelStatus] = []
     previous: float | None = None
-    for point, phase in zip(points, phases, strict=True):
+    for i, (point, phase) in enumerate(zip(points, phases, strict=True)):
         ratio = _ratio(point.p99_ms, baseline_p99) if phase is not Phase.BASELINE else None
-        gain = _ratio(point.throughput, previous)
+        gain = _ratio(point.throughput, previous) if phase in LOAD_PHASES else None
         status = classify(phase, point.success_rate, point.p99_ms, baseline_p99, point.throughput, previous)
-        out.append(LevelStatus(point.label, phase, status, ratio, gain))
-        previous = point.throughput
+        out.append(LevelStatus(point.label, phase, status, ratio, gain, onset == i))
+        if phase in LOAD_PHASES:
+            previous = point.throughput
     return out
 
 

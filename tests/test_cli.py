@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from servegate.cli import main
-from servegate.results import SCHEMA_VERSION, load_results, write_results
+from servegate.results import SCHEMA_VERSION, load_results, upgrade_document, write_results
 
 DATA = Path(__file__).parent / "data" / "results"
 REAL = DATA / "real-cpu-tiny-llama.json"
@@ -91,8 +91,16 @@ def _real() -> dict:
         (lambda d: d["cases"][0].update(gate=[{"metric": "x"}]), "cases[0].gate[0].verdict: field required"),
         (lambda d: d["cases"].append(7), "cases[1]: input should be a valid dictionary"),
     ],
-    ids=["cases-not-list", "no-starts", "levels-not-list", "no-summary", "value-string", "stat-partial",
-         "gate-row", "case-not-object"],
+    ids=[
+        "cases-not-list",
+        "no-starts",
+        "levels-not-list",
+        "no-summary",
+        "value-string",
+        "stat-partial",
+        "gate-row",
+        "case-not-object",
+    ],
 )
 @pytest.mark.parametrize("command", ["show", "report"])
 def test_valid_json_of_the_wrong_shape_is_a_clear_error(
@@ -112,7 +120,7 @@ def test_valid_json_of_the_wrong_shape_is_a_clear_error(
 def test_results_json_is_strict_and_non_finite_numbers_come_back(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    doc = _real()
+    doc = upgrade_document(_real())  # a document of this version: an old one's statistics are recomputed
     case = doc["cases"][0]
     key = next(iter(case["values"]))
     case["values"][key][0] = math.nan

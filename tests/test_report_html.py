@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import html
 import io
 import json
 import os
@@ -16,7 +17,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from servegate.report.html import render_html, write_html_report
+from servegate.report import plots
+from servegate.report.html import anchor, render_html, write_html_report
+from servegate.results import case_status, load_results, stats_of, validate_document
 from servegate.roofline import floors_for_case
 
 DATA = Path(__file__).parent / "data" / "results"
@@ -24,7 +27,7 @@ IMG_SRC = re.compile(r'<img[^>]*src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
 
 
 def load(name: str) -> dict:
-    return json.loads((DATA / name).read_text(encoding="utf-8"))
+    return load_results(DATA / name)  # version-1 files are upgraded on the way, as a user's old file would be
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +53,16 @@ def synthetic_html(synthetic: dict) -> str:
 @pytest.fixture(scope="module")
 def real_html(real: dict) -> str:
     return render_html(real, lambda _case: None)
+
+
+@pytest.fixture(scope="module")
+def main() -> dict:
+    return load("real-cpu-main-subset.json")
+
+
+@pytest.fixture(scope="module")
+def main_html(main: dict) -> str:
+    return render_html(main, floors)
 
 
 def images(page: str) -> list[Image.Image]:
@@ -99,13 +112,13 @@ def test_status_labels_follow_the_data(synthetic: dict, synthetic_html: str) -> 
 
 
 def test_optional_sections_render_when_present(synthetic_html: str) -> None:
-    for title in ("A/B comparisons", "Physical floor", "Server-side metrics", "Server start-up", "Telemetry"):
+    for title in ("A/B comparisons", "Physical floor", "Server-side metrics", "Server start-up"):
         assert title in synthetic_html
     assert 'alt="cold-start phases"' in synthetic_html
 
 
 def test_optional_sections_skip_cleanly_when_absent(real_html: str) -> None:
-    for title in ("A/B comparisons", "Physical floor", "Server-side metrics", "Telemetry", "<h3>Gate"):
+    for title in ("A/B comparisons", "Physical floor", "Server-side metrics", "<h3>Gate", "Telemetry"):
         assert title not in real_html
     assert "Server start-up" in real_html  # the real run has startup facts
 
@@ -129,19 +142,195 @@ def test_write_html_report(tmp_path: Path, real: dict) -> None:
     assert out == tmp_path / "sub" / "r.html" and out.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
 
 
-def test_chromium_renders_the_report(tmp_path: Path, synthetic: dict) -> None:
+# Run in the page by the browser test only (the report itself carries no script): what a person would notice.
+CHECKS_JS = r"""
+(() => {
+  const problems = [];
+  const short = (t) => t.replace(/\s+/g, " ").trim().slice(0, 90);
+  const number = (t) => { const m = t.replace(/,/g, "").match(/-?\d+(\.\d+)?(e[-+]?\d+)?/i); return m ? +m[0] : NaN; };
+  const cells = document.querySelectorAll("td, th");
+  for (const el of cells) {
+    if (el.scrollWidth > el.clientWidth + 1) problems.push("text clipped in a cell: " + short(el.textContent));
+  }
+  for (const el of document.querySelectorAll(".scroll")) {
+    if (el.scrollWidth > el.clientWidth + 1) problems.push("table runs past its card: " + short(el.textContent));
+  }
+  const images = document.querySelectorAll("img[data-panels]");
+  for (const im of images) {
+    const name = im.alt + " (" + short(im.closest("section").querySelector("h2").textContent) + ")";
+    if (!(im.naturalWidth > 300)) problems.push("chart not drawn: " + name);
+    const panels = JSON.parse(im.dataset.panels);
+    for (const [low, high, dataLow, dataHigh, points] of panels) {
+      const eps = 1e-9 * Math.max(Math.abs(high), Math.abs(low), 1);
+      if (low < 0) problems.push(`value axis below zero (${low}) in ${name}`);
+      if (dataHigh > high + eps) problems.push(`cut off at the top (${dataHigh} > ${high}) in ${name}`);
+      if (dataLow < low - eps) problems.push(`cut off at the bottom (${dataLow} < ${low}) in ${name}`);
+      if (points !== null && points < 2) problems.push(`a chart of ${points} value(s): ${name}`);
+    }
+    if (im.dataset.metric) {
+      const head = im.closest("section").querySelector(`span[data-metric="${im.dataset.metric}"]`);
+      if (!head) {
+        problems.push("no table column or row beside " + name);
+        continue;
+      }
+      if (head.dataset.unit !== (im.dataset.unit || "")) {
+        problems.push(`units differ for ${im.dataset.metric}: chart ${im.dataset.unit}, table ${head.dataset.unit}`);
+      }
+      const cell = head.closest("th, td");
+      const col = [...cell.parentNode.children].indexOf(cell);
+      const cells = cell.closest("thead")  // the metric heads a column, or (transposed) a row
+        ? [...cell.closest("table").tBodies[0].rows].map((r) => r.cells[col])
+        : [...cell.parentNode.children].slice(1);
+      const values = cells.map((c) => number(c.textContent)).filter(Number.isFinite);
+      const top = Math.max(...panels.map((p) => p[3]));
+      const max = Math.max(...values);
+      if (Math.abs(max - top) > 0.01 * Math.abs(top)) {
+        problems.push(`chart top ${top} but table max ${max} for ${im.dataset.metric}`);
+      }
+    }
+  }
+  const out = document.createElement("pre");
+  out.id = "servegate-checks";
+  out.textContent = JSON.stringify({problems, images: images.length, cells: cells.length});
+  document.body.appendChild(out);
+})();
+"""
+CHECKS_OUT = re.compile(r'<pre id="servegate-checks">(.*?)</pre>', re.S)
+
+
+def chromium_or_skip() -> str:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         if os.environ.get("CI", "").lower() in ("1", "true", "yes"):  # .ci/run installs it: missing is a failure
             pytest.fail("chromium not installed on the CI machine; .ci/run installs Debian's chromium package")
         pytest.skip("chromium not installed; the HTML structure tests above still ran")
+    return chromium
+
+
+def chromium(browser: str, tmp_path: Path, url: str, *args: str) -> subprocess.CompletedProcess:
+    cmd = [
+        browser,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--window-size=1400,3000",
+        *args,
+        url,
+    ]
+    return subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=120)
+
+
+def seen_in_chromium(browser: str, tmp_path: Path, page: str, name: str) -> dict:
+    """``page`` loaded in Chromium with CHECKS_JS run over the laid-out page: its findings."""
+    path = tmp_path / f"{name}.html"
+    path.write_text(page.replace("</body>", f"<script>{CHECKS_JS}</script></body>"), encoding="utf-8")
+    dom = chromium(browser, tmp_path, path.as_uri(), "--dump-dom", "--virtual-time-budget=10000").stdout
+    found = CHECKS_OUT.search(dom)
+    assert found, f"the checks did not run in {name}: {dom[-500:]}"
+    return json.loads(html.unescape(found.group(1)))
+
+
+def one_start(doc: dict) -> dict:
+    """Degenerate: every case cut to its first start (no CI anywhere), statistics and labels recomputed."""
+    out = copy.deepcopy(doc)
+    for case in out["cases"]:
+        case["starts"] = case["starts"][:1]
+        case["values"] = {k: v[:1] for k, v in case["values"].items()}
+        case["stats"] = stats_of(case["values"])
+        case["status"] = case_status(case["starts"], case["stats"], case["load"]["profile"])
+    return out
+
+
+def zero_counts_not_compared(doc: dict) -> dict:
+    """Degenerate: one level per case, every server counter zero, every gate row NOT COMPARED."""
+    out = copy.deepcopy(doc)
+    for case in out["cases"]:
+        last = case["starts"][0]["levels"][-1]["label"] if case["starts"] and case["starts"][0]["levels"] else None
+        for start in case["starts"]:
+            start["levels"] = [lv for lv in start["levels"] if lv["label"] == last]
+            for lv in start["levels"]:
+                metrics = lv["summary"].get("server_metrics") or {}
+                lv["summary"]["server_metrics"] = {k: 0 for k, v in metrics.items() if isinstance(v, (int, float))}
+        prefix = f"{last}/"
+        if any(k.startswith(prefix) for k in case["values"]):  # a sweep: keep its last level's metrics, unprefixed
+            case["values"] = {k.removeprefix(prefix): v for k, v in case["values"].items() if k.startswith(prefix)}
+        case["stats"] = stats_of(case["values"])
+        case["status"] = case_status(case["starts"], case["stats"], case["load"]["profile"])
+        case["gate"] = [
+            {
+                **row,
+                "verdict": "NOT COMPARED",
+                "ratio": None,
+                "ci_low": None,
+                "ci_high": None,
+                "reason": "no baseline for this hardware: record one with --update-baselines",
+            }
+            for row in case.get("gate") or []
+        ]
+    return out
+
+
+@pytest.mark.parametrize("which", ["synthetic", "main", "main_one_start", "main_zero_counts_not_compared"])
+def test_chromium_shows_the_report_as_a_person_would_read_it(
+    which: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Laid out by a real browser at 1400 px: no text clipped in a cell or past a card, every chart drawn, no value
+    axis below zero, no whisker cut off, no chart of a single value, a chart's unit and top equal to the table's
+    beside it."""
+    browser = chromium_or_skip()
+    base, _, variant = which.partition("_")
+    doc = request.getfixturevalue(base)
+    if variant:
+        doc = one_start(doc) if variant == "one_start" else zero_counts_not_compared(doc)
+        page = render_html(doc, floors)
+    else:
+        page = request.getfixturevalue(f"{base}_html")
+    seen = seen_in_chromium(browser, tmp_path, page, which)
+    assert seen["problems"] == []
+    assert seen["images"] >= len(doc["cases"]) and seen["cells"] > 20 * len(doc["cases"])
+
+
+def test_the_browser_checks_see_what_a_person_would(tmp_path: Path) -> None:
+    """The checks above fail on the faults a reader found: a clipped reason, a chart in % beside a table in
+    fractions, an axis from -0.04 for a count of 0, a chart of one value, a whisker past the top."""
+    browser = chromium_or_skip()
+    chart = plots.level_bars(["c1", "c2"], {"kv": [39.0, 12.0]}, "KV", "%")
+    kv_facts = html.escape(json.dumps([p.to_list() for p in chart.panels]))
+    bad_facts = html.escape(json.dumps([[-0.04, 0.04, 0, 0, 1], [0, 10, 0, 12, 2]]))
+    reason = "a long verdict reason " * 8
+    page = (
+        '<html><body><section class="card"><h2>bad</h2><div class="scroll" style="width:300px;overflow-x:auto">'
+        '<table><thead><tr><th><span data-metric="kv" data-unit="">kv</span></th></tr></thead><tbody>'
+        f'<tr><td style="white-space:nowrap">{reason}</td></tr><tr><td>0.39</td></tr></tbody></table></div>'
+        '<table style="table-layout:fixed;width:120px"><tbody><tr>'
+        f'<td style="white-space:nowrap;overflow:hidden">{reason}</td></tr></tbody></table>'
+        f'<img alt="kv" data-unit="%" data-metric="kv" data-panels="{kv_facts}" src="{chart.uri}">'
+        f'<img alt="preemptions" data-panels="{bad_facts}" src="{chart.uri}"></section></body></html>'
+    )
+    problems = " | ".join(seen_in_chromium(browser, tmp_path, page, "bad")["problems"])
+    for fault in (
+        "text clipped in a cell",
+        "table runs past its card",
+        "units differ for kv",
+        "chart top 39",
+        "value axis below zero (-0.04)",
+        "a chart of 1 value",
+        "cut off at the top (12 > 10)",
+    ):
+        assert fault in problems
+
+
+def test_chromium_screenshot_is_a_rendered_page(tmp_path: Path, synthetic: dict) -> None:
+    browser = chromium_or_skip()
     page = write_html_report(synthetic, tmp_path / "r.html", floors)
     shot = tmp_path / "r.png"
-    cmd = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", "--window-size=1400,3000",
-           page.as_uri()]
-    subprocess.run(cmd, check=True, capture_output=True, timeout=120)
+    chromium(browser, tmp_path, page.as_uri(), f"--screenshot={shot}")
     pic = Image.open(shot).convert("RGB")
     assert pic.size == (1400, 3000)
     assert len(pic.getcolors(maxcolors=1 << 20) or []) > 200  # charts and text, not a blank or error page
@@ -150,8 +339,80 @@ def test_chromium_renders_the_report(tmp_path: Path, synthetic: dict) -> None:
 def test_browser_test_fails_in_ci_when_chromium_is_missing(tmp_path: Path) -> None:
     """In CI a missing browser must not turn the browser test into a quiet skip."""
     env = {**os.environ, "PATH": str(tmp_path), "CI": "true"}  # a PATH without chromium
-    test = f"{Path(__file__).resolve()}::test_chromium_renders_the_report"
+    test = f"{Path(__file__).resolve()}::test_chromium_screenshot_is_a_rendered_page"
     cmd = [sys.executable, "-m", "pytest", test, "-p", "no:cacheprovider", "-q"]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, cwd=Path(__file__).parent.parent)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "chromium not installed on the CI machine" in proc.stdout
+
+
+def test_a_version_1_file_is_upgraded_at_load(real: dict) -> None:
+    """An old results file still renders: its intervals and status labels are computed as this version does."""
+    assert real["schema_version"] == 2 and real["upgraded_from_schema"] == 1
+    case = real["cases"][0]
+    assert all(s["ci_method"] for s in case["stats"].values())
+    assert case["stats"]["ttft_p99_ms"]["ci_low"] > 0 and set(case["status"]) == {"c8"}
+
+
+def test_correctness_outputs_are_shown(real: dict) -> None:
+    doc = copy.deepcopy(real)
+    case = doc["cases"][0]
+    case["correctness"] = {
+        "prompts": ["The capital of France is", "1, 2, 3,"],
+        "outputs": ["Paris.", " 4, 5"],
+        "max_tokens": 8,
+        "starts": 2,
+        "across_starts": [],
+        "golden": "baselines/x.golden.json",
+        "golden_status": "compared",
+        "golden_mismatches": ["prompt 1 '1, 2, 3,': differs at char 2"],
+        "golden_outputs": ["Paris.", " 4, 6"],
+    }
+    assert validate_document(doc) == []
+    page = render_html(doc, lambda _c: None)
+    section = page[page.index("<h3>Correctness</h3>") :]
+    assert "OUTPUTS DIFFER" in page[: page.index("<h3>Correctness</h3>")]  # in the overview, too
+    assert "The capital of France is" in section and "Paris." in section
+    assert section.count("differs from the golden file") == 1 and "differs at char 2" in section
+
+
+def test_the_main_job_report_shows_every_section_with_real_data(main: dict, main_html: str) -> None:
+    """A real run of the progressive, KV-saturation, correctness, workloads and capacity suites (tests/data)."""
+    for heading in (
+        "Load levels",
+        "Server-side metrics",
+        "Correctness",
+        "Capacity under the SLO",
+        "Interactivity vs throughput",
+        "Steady state, prefix cache",
+        "warmup trimmed s",
+        "prefix-cache hit rate %",
+    ):
+        assert heading in main_html, heading
+    alts = re.findall(r'<img[^>]*alt="([^"]+)"', main_html)
+    for alt in ("capacity chart", "Pareto front", "sweep chart", "server metrics chart"):
+        assert alt in alts, alt
+    assert "Telemetry" not in main_html
+
+
+def test_terminal_and_html_show_the_stored_status(main: dict, main_html: str) -> None:
+    """One label per level, decided when the results were written: the terminal and the HTML both print it."""
+    from servegate.report.terminal import render_case
+
+    checked = 0
+    for case in main["cases"]:
+        terminal = "\n".join(render_case(case))
+        section = main_html[main_html.index(f'<section class="card" id="{anchor(case)}">') :]
+        section = section[: section.index("</section>")]
+        for label, st in case["status"].items():
+            if len(case["status"]) > 1:
+                line = next(x for x in terminal.splitlines() if x.strip().startswith(label + " "))
+                assert line.rstrip().endswith(
+                    f"{st['status']} {st['phase']}" + (" (saturation onset)" if st["saturation_onset"] else "")
+                )
+                row = re.search(rf'<tr><td class="l">{re.escape(label)}</td>.*?</tr>', section)
+                assert row and f">{st['phase']}<" in row.group(0) and f"s-{st['status']}" in row.group(0)
+                checked += 1
+    progressive = next(c for c in main["cases"] if c["suite"] == "progressive")
+    assert progressive["status"]["WARMUP"]["phase"] == "WARMUP"  # not the concurrency-1 BASELINE guess
+    assert checked >= 7

@@ -13,6 +13,7 @@ from servegate.status import (
     Status,
     classify,
     classify_levels,
+    phase_of_label,
     phase_of_levels,
     saturation_onset,
 )
@@ -87,3 +88,78 @@ def test_saturation_profile_labels_plateau() -> None:
 def test_saturation_onset_none_while_growing() -> None:
     assert saturation_onset([1.0, 2.0, 3.0]) is None
     assert saturation_onset([1.0, None, 0.5]) is None  # a gap compares nothing
+
+
+def test_phases_named_by_the_labels_win_over_concurrency() -> None:
+    """The progressive suite names its steps by phase: WARMUP at concurrency 1 is not the BASELINE."""
+    labels = ["WARMUP", "BASELINE", "SCALING-c4", "STRESS-long-context", "SATURATION-c32/c32"]
+    assert phase_of_levels([1, 1, 4, 4, 32], labels=labels) == [
+        Phase.WARMUP,
+        Phase.BASELINE,
+        Phase.SCALING,
+        Phase.STRESS,
+        Phase.SATURATION,
+    ]
+    assert phase_of_label("c16") is None and phase_of_label("BASELINE-sync") is Phase.BASELINE
+
+
+def test_progressive_labels_skip_warmup_and_stress_as_previous_level() -> None:
+    """SATURATION compares with the last loading level (SCALING), not with the STRESS workload between them."""
+    rows = [
+        ("WARMUP", 1, 5000.0, 10.0),
+        ("BASELINE", 1, 100.0, 50.0),
+        ("SCALING-c4", 4, 150.0, 150.0),
+        ("STRESS-long", 4, 900.0, 20.0),
+        ("SATURATION-c32", 32, 400.0, 155.0),
+    ]
+    got = classify_levels([LevelPoint(label, c, 1.0, p99, thr) for label, c, p99, thr in rows])
+    assert [s.phase for s in got] == [Phase.WARMUP, Phase.BASELINE, Phase.SCALING, Phase.STRESS, Phase.SATURATION]
+    assert [s.status for s in got] == [Status.OK, Status.OK, Status.OK, Status.OK, Status.SATURATED]
+    assert got[4].gain_vs_previous == pytest.approx(155 / 150)  # against SCALING-c4, not STRESS's 20 tok/s
+    assert got[3].gain_vs_previous is None and got[0].p99_vs_baseline == pytest.approx(50.0)
+    assert [s.saturation_onset for s in got] == [False, False, False, False, True]
+    assert got[4].to_dict()["status"] == "SATURATED"
+
+
+def test_the_results_document_stores_the_labels_the_reports_show() -> None:
+    """Status is decided once, into the document; the terminal prints the stored label, whatever it says."""
+    from servegate.report.terminal import render_case
+    from servegate.results import case_status, stats_of
+
+    values = {
+        f"{lv}/{m}": [v, v * 1.01]
+        for lv, (p99, thr) in {"c1": (100.0, 10.0), "c4": (300.0, 30.0)}.items()
+        for m, v in (("e2el_p99_ms", p99), ("total_token_throughput", thr), ("success_rate", 1.0))
+    }
+    starts = [
+        {
+            "facts": {},
+            "levels": [
+                {"label": "c1", "concurrency": 1, "summary": {}},
+                {"label": "c4", "concurrency": 4, "summary": {}},
+            ],
+        }
+    ] * 2
+    stats = stats_of(values)
+    status = case_status(starts, stats, "concurrent")
+    assert status["c1"]["phase"] == "BASELINE" and status["c4"]["status"] == "DEGRADED"
+    case = {"id": "x", "suite": "s", "starts": starts, "values": values, "stats": stats, "status": status}
+    assert any(line.rstrip().endswith("DEGRADED SCALING") for line in render_case(case))
+    case["status"] = {**status, "c4": {**status["c4"], "status": "FAILING"}}
+    assert any(line.rstrip().endswith("FAILING SCALING") for line in render_case(case))
+
+
+def test_latency_intervals_never_reach_below_zero() -> None:
+    """Two starts of a skewed latency: the t interval would go far below zero, the log-scale one stays positive
+    and brackets the mean by the same factor on both sides; shares stay within [0, 1]."""
+    from servegate.results import stats_of
+    from servegate.stats import estimate
+
+    values = {"ttft_p99_ms": [40.0, 400.0], "success_rate": [0.9, 1.0], "output_throughput": [100.0, 130.0]}
+    assert estimate(values["ttft_p99_ms"]).ci_low < 0
+    stats = stats_of(values)
+    ttft = stats["ttft_p99_ms"]
+    assert ttft["ci_method"] == "log-t ratio" and 0 < ttft["ci_low"] < ttft["mean"] < ttft["ci_high"]
+    assert ttft["mean"] / ttft["ci_low"] == pytest.approx(ttft["ci_high"] / ttft["mean"])
+    assert stats["success_rate"]["ci_low"] >= 0 and stats["success_rate"]["ci_high"] == 1.0
+    assert stats["output_throughput"]["ci_low"] > 0

@@ -66,7 +66,10 @@ def render_history(doc: Mapping[str, Any]) -> str:
         f"{esc(str(history.get('max_pvalue')))} per series.</p>",
     ]
     for case_id, trends in by_case.items():
-        parts.append(f'<img class="wide" alt="trend of {esc(case_id)}" src="{trend_chart(case_id, trends)}">')
+        if max(len(t["points"]) for t in trends) < 2:  # one session is no trend: a chart of it is one dot
+            parts.append(f'<p class="note">{esc(case_id)}: first session in this history, no trend yet.</p>')
+        else:
+            parts.append(f'<img class="wide" alt="trend of {esc(case_id)}" src="{trend_chart(case_id, trends)}">')
         rows = [
             f"<tr><td>{esc(t['metric'])}</td><td>#{cp['session_id']} ({esc(cp['created'])})</td>"
             f"<td>{cp['mean_before']:.4g} → {cp['mean_after']:.4g} "

@@ -1,9 +1,9 @@
 """The HTML report: one self-contained file (inline CSS, inline PNG plots) rendered from the results document.
 
 It must open on an air-gapped machine and in a CI artifact viewer, so nothing is fetched at view time. Every part
-beyond the core schema (multi-level sweeps, gate verdicts, server metrics, telemetry, cold-start phases, A/B arms)
-is optional: a renderer that finds no data returns "" and the section is skipped, so old and partial documents
-still render. All text from the document goes through ``html.escape``.
+beyond the core schema (multi-level sweeps, gate verdicts, server metrics, energy, cold-start phases, A/B arms,
+correctness outputs) is optional: a renderer that finds no data returns "" and the section is skipped, so
+partial documents still render. All text from the document goes through ``html.escape``.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from typing import Any
 from servegate.baseline import atomic_write_text
 from servegate.history.plot import render_history
 from servegate.report import plots
+from servegate.results import is_share
 from servegate.roofline import Floors, floors_for_case
-from servegate.status import LevelPoint, LevelStatus, classify_levels, saturation_onset
 
 FloorsFor = Callable[[Mapping[str, Any]], Floors | None]
 
@@ -41,6 +41,8 @@ section.card { background:var(--card); border:1px solid var(--line); border-radi
                margin:18px 0; box-shadow:0 1px 2px rgba(16,42,67,.05); }
 table { border-collapse:collapse; font-size:12.5px; margin:4px 0 8px; }
 th, td { padding:4px 7px; border-bottom:1px solid var(--line); text-align:right; white-space:nowrap; }
+th { white-space:normal; vertical-align:bottom; }
+td.wrap { white-space:normal; text-align:left; min-width:22em; max-width:48em; overflow-wrap:anywhere; }
 th { background:#f0f4f8; color:#334e68; font-weight:600; }
 td.l, th.l { text-align:left; }
 tbody tr:nth-child(even) td { background:#fafbfc; }
@@ -54,7 +56,9 @@ tbody tr:nth-child(even) td { background:#fafbfc; }
 .grid { display:grid; grid-template-columns: repeat(auto-fit, minmax(560px, 1fr)); gap:12px; }
 .grid img { width:100%; height:auto; } img.wide { max-width:100%; height:auto; }
 .grid img, img.wide { border:1px solid var(--line); border-radius:6px; background:#fff; }
-.pm { display:block; color:var(--muted); font-size:10.5px; line-height:1.1; }
+.pm { display:block; color:var(--muted); font-size:10.5px; line-height:1.1; white-space:normal; }
+.wide-ci { display:block; color:#9b1c1c; font-size:10.5px; line-height:1.1; white-space:normal; }
+pre.out { white-space:pre-wrap; overflow-wrap:anywhere; margin:0; padding:2px 4px; font-size:11px; }
 .note { color:var(--muted); font-size:12px; margin:4px 0; }
 .scroll { overflow-x:auto; }
 details summary { cursor:pointer; color:var(--accent); margin-top:14px; }
@@ -80,27 +84,54 @@ def fmt(x: Any, digits: int = 3) -> str:
     return f"{x:.{digits}g}"
 
 
+WIDE_CI = 2.0  # an interval whose ends are more than 2x apart cannot tell a change of that size from noise
+
+
+def seconds(x: Any) -> str:
+    """Durations to the hundredth of a second: 7.36e-05 s of trimming is 0.00 s to a reader."""
+    return f"{x:.2f}" if isinstance(x, (int, float)) and math.isfinite(x) else "n/a"
+
+
+def ci_is_wide(s: Mapping[str, Any] | None) -> bool:
+    if not s:
+        return False
+    lo, hi, mean = s.get("ci_low"), s.get("ci_high"), s.get("mean")
+    if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in (lo, hi, mean)) or not mean:
+        return False
+    return lo <= 0 or hi / lo > WIDE_CI
+
+
 def ci_text(s: Mapping[str, Any] | None) -> str:
+    """Mean and its 95% CI as printed bounds (they may be asymmetric), with a word when the CI is too wide."""
     if not s:
         return "n/a"
     lo, hi, mean = s.get("ci_low"), s.get("ci_high"), s.get("mean")
     if lo is None or hi is None or not (math.isfinite(lo) and math.isfinite(hi)):
-        return f"{fmt(mean)} <span class=note>(n={esc(s.get('n'))}, no CI)</span>"
-    return f'{fmt(mean)}<span class="pm">± {fmt((hi - lo) / 2)}</span>'
+        return f'{fmt(mean)}<span class="pm">n={esc(s.get("n"))}, no CI</span>'
+    wide = '<span class="wide-ci">CI too wide to mean much</span>' if ci_is_wide(s) else ""
+    return f'{fmt(mean)}<span class="pm">[{fmt(lo)}, {fmt(hi)}]</span>{wide}'
 
 
-def table(headers: Sequence[str], rows: Iterable[Sequence[str]], left: int = 1, cls: str = "") -> str:
-    """Cells are pre-escaped HTML; the first ``left`` columns are left-aligned (labels)."""
-    head = "".join(f'<th class="{"l" if i < left else ""}">{h}</th>' for i, h in enumerate(headers))
-    body = "".join(
-        "<tr>" + "".join(f'<td class="{"l" if i < left else ""}">{c}</td>' for i, c in enumerate(r)) + "</tr>"
-        for r in rows
-    )
+def table(
+    headers: Sequence[str], rows: Iterable[Sequence[str]], left: int = 1, cls: str = "", wrap: Sequence[int] = ()
+) -> str:
+    """Cells are pre-escaped HTML; the first ``left`` columns are left-aligned (labels), ``wrap`` columns hold
+    prose (reasons, values of any length) that wraps instead of running past the table's edge."""
+
+    def kind(i: int) -> str:
+        return "wrap" if i in wrap else "l" if i < left else ""
+
+    head = "".join(f'<th class="{"l" if i < left or i in wrap else ""}">{h}</th>' for i, h in enumerate(headers))
+    body = "".join("<tr>" + "".join(f'<td class="{kind(i)}">{c}</td>' for i, c in enumerate(r)) + "</tr>" for r in rows)
     return f'<div class="scroll"><table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
-def img(uri: str, alt: str, cls: str = "") -> str:
-    return f'<img class="{cls}" alt="{esc(alt)}" src="{uri}">'
+def img(chart: plots.Chart, alt: str, cls: str = "", unit: str = "", metric: str = "") -> str:
+    """The chart with its panels' value-axis facts (and the unit and metric it shows) as data attributes, so a
+    browser test can hold the picture against the table beside it."""
+    facts = esc(json.dumps([p.to_list() for p in chart.panels]))
+    extra = (f' data-unit="{esc(unit)}"' if unit else "") + (f' data-metric="{esc(metric)}"' if metric else "")
+    return f'<img class="{cls}" alt="{esc(alt)}" data-panels="{facts}"{extra} src="{chart.uri}">'
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -112,8 +143,10 @@ def levels_of(case: Mapping[str, Any]) -> list[dict[str, Any]]:
     seen: dict[str, dict[str, Any]] = {}
     for start in case.get("starts") or []:
         for lv in start.get("levels") or []:
-            seen.setdefault(str(lv.get("label")), {"label": lv.get("label"), "concurrency": lv.get("concurrency"),
-                                                    "rate": lv.get("rate")})
+            seen.setdefault(
+                str(lv.get("label")),
+                {"label": lv.get("label"), "concurrency": lv.get("concurrency"), "rate": lv.get("rate")},
+            )
     return list(seen.values())
 
 
@@ -147,16 +180,22 @@ def server_metrics_of(level: Mapping[str, Any]) -> dict[str, Any]:
     return level.get("server_metrics") or (level.get("summary") or {}).get("server_metrics") or {}
 
 
-def level_statuses(case: Mapping[str, Any]) -> list[LevelStatus]:
-    levels = levels_of(case)
-    points = []
-    for lv in levels:
-        label = lv["label"]
-        thr = mean_of(case, label, "total_token_throughput") or mean_of(case, label, "output_throughput")
-        success = mean_of(case, label, "success_rate")
-        points.append(LevelPoint(label, lv.get("concurrency"), 1.0 if success is None else success,
-                                 mean_of(case, label, "e2el_p99_ms"), thr))
-    return classify_levels(points, str((case.get("load") or {}).get("profile", "concurrent")))
+def status_of(case: Mapping[str, Any], label: str | None) -> dict[str, Any]:
+    """The level's status as the results document stores it (servegate.status, computed once at record time)."""
+    return dict((case.get("status") or {}).get(str(label)) or {}) if label is not None else {}
+
+
+def status_badge(case: Mapping[str, Any], label: str | None) -> str:
+    st = status_of(case, label)
+    if not st:
+        return ""
+    out = badge(st["status"], f"s-{st['status']}")
+    if st["status"] == "OK" and any(ci_is_wide(stat(case, label, m)) for m in STATUS_METRICS):
+        out += '<span class="wide-ci">from the means; the CIs are too wide to confirm it</span>'
+    return out
+
+
+STATUS_METRICS = ("e2el_p99_ms", "total_token_throughput")  # what the status label reads
 
 
 def gate_rows(case: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -185,8 +224,7 @@ def anchor(case: Mapping[str, Any]) -> str:
 def render_header(doc: Mapping[str, Any]) -> str:
     env = doc.get("environment") or {}
     fingerprint = env.get("fingerprint") if isinstance(env.get("fingerprint"), Mapping) else None
-    rows = [(esc(k), esc(json.dumps(v) if isinstance(v, (list, dict)) else v))
-            for k, v in env.items() if k != "fingerprint"]
+    rows = [(esc(k), value_text(v)) for k, v in env.items() if k != "fingerprint" and not is_empty(v)]
     parts = [
         '<header class="run"><h1>servegate report</h1><div class="sub">'
         f"created {esc(doc.get('created'))} · servegate {esc(doc.get('servegate_version'))} · "
@@ -194,13 +232,26 @@ def render_header(doc: Mapping[str, Any]) -> str:
     ]
     card = ['<section class="card" id="run"><h2>Run</h2>']
     if fingerprint:
-        card.append("<h3>Fingerprint</h3>" + table(["field", "value"], [(esc(k), esc(v)) for k, v in
-                                                                         fingerprint.items()], 2, "kv"))
+        shown = [(esc(k), value_text(v)) for k, v in fingerprint.items() if not is_empty(v)]
+        card.append("<h3>Fingerprint</h3>" + table(["field", "value"], shown, 1, "kv", wrap=(1,)))
     if rows:
-        card.append("<h3>Environment</h3>" + table(["field", "value"], rows, 2, "kv"))
+        card.append("<h3>Environment</h3>" + table(["field", "value"], rows, 1, "kv", wrap=(1,)))
     card.append(render_overview(doc))
     card.append("</section>")
     return "".join(parts + card)
+
+
+def is_empty(value: Any) -> bool:
+    return value is None or value == "" or (isinstance(value, (list, dict, tuple)) and not value)
+
+
+def value_text(value: Any) -> str:
+    """A fingerprint or environment value for a person: numbers rounded (``23.5``, not ``23.54016876220703``)."""
+    if isinstance(value, float):
+        return fmt(value)
+    if isinstance(value, (list, dict)):
+        return esc(json.dumps(value, default=str))
+    return esc(value)
 
 
 def render_overview(doc: Mapping[str, Any]) -> str:
@@ -208,21 +259,22 @@ def render_overview(doc: Mapping[str, Any]) -> str:
     for case in doc.get("cases") or []:
         levels = levels_of(case)
         last = levels[-1]["label"] if levels else None
-        statuses = level_statuses(case) if levels else []
         gates = gate_rows(case)
         verdicts = ("REGRESSED", "INCONCLUSIVE", "OK", "IMPROVED")
         counts = {v: sum(1 for g in gates if g.get("verdict") == v) for v in verdicts}
         gate = " ".join(badge(f"{n} {v}", f"v-{v}") for v, n in counts.items() if n) or '<span class="note">—</span>'
-        rows.append((
-            f'<a href="#{anchor(case)}">{esc(case.get("id"))}</a>',
-            esc(case.get("hardware")),
-            esc(case.get("arm") or ""),
-            str(len(case.get("starts") or [])),
-            str(len(levels)),
-            ci_text(stat(case, last, "output_throughput")),
-            " ".join(badge(s.status, f"s-{s.status}") for s in statuses[-1:]),
-            gate,
-        ))
+        rows.append(
+            (
+                f'<a href="#{anchor(case)}">{esc(case.get("id"))}</a>',
+                esc(case.get("hardware")),
+                esc(case.get("arm") or ""),
+                str(len(case.get("starts") or [])),
+                str(len(levels)),
+                ci_text(stat(case, last, "output_throughput")),
+                status_badge(case, last) + correctness_badge(case),
+                gate,
+            )
+        )
     headers = ["case", "hardware", "arm", "starts", "levels", "output tok/s (last level)", "status", "gate"]
     return '<h3>Cases</h3><nav class="toc">' + table(headers, rows, 3) + "</nav>"
 
@@ -244,14 +296,16 @@ def render_case(case: Mapping[str, Any], floors: Floors | None) -> str:
         f"{fmt(load.get('prompt_tokens'))} in / {fmt(load.get('output_tokens'))} out tokens · "
         f"levels {esc(', '.join(str(lv['label']) for lv in levels))}"
     )
-    parts = [f'<section class="card" id="{anchor(case)}"><h2>{esc(case.get("id"))}</h2>{"".join(badges)}'
-             f'<div class="meta">{meta}</div>']
-    statuses = level_statuses(case) if levels else []
+    parts = [
+        f'<section class="card" id="{anchor(case)}"><h2>{esc(case.get("id"))}</h2>{"".join(badges)}'
+        f'<div class="meta">{meta}</div>'
+    ]
     if len(levels) > 1:
-        parts += [render_level_table(case, levels, statuses), render_sweep_plots(case, levels, statuses, floors)]
+        parts += [render_level_table(case, levels), render_sweep_plots(case, levels, floors)]
     elif levels:
-        parts += [render_single(case, levels[0], statuses[0] if statuses else None)]
+        parts += [render_single(case, levels[0])]
     parts += [
+        render_correctness(case),
         render_distributions(case, levels),
         render_gate(case),
         render_capacity(case),
@@ -260,39 +314,54 @@ def render_case(case: Mapping[str, Any], floors: Floors | None) -> str:
         render_floor(case, levels, floors),
         render_server_metrics(case, levels),
         render_startup(case),
-        render_telemetry(case),
         render_config(case),
         "</section>",
     ]
     return "".join(parts)
 
 
-def render_level_table(case: Mapping[str, Any], levels: list[dict[str, Any]], statuses: list[LevelStatus]) -> str:
-    onset = saturation_onset([mean_of(case, lv["label"], "total_token_throughput") for lv in levels])
+def render_level_table(case: Mapping[str, Any], levels: list[dict[str, Any]]) -> str:
     rows = []
-    for i, (lv, st) in enumerate(zip(levels, statuses, strict=True)):
+    for lv in levels:
         label = lv["label"]
-        sat = " " + badge("saturation onset", "s-SATURATED") if onset == i else ""
-        rows.append((
-            esc(label),
-            esc(lv.get("concurrency") if lv.get("concurrency") is not None else f"{lv.get('rate')} req/s"),
-            esc(st.phase),
-            badge(st.status, f"s-{st.status}") + sat,
-            ci_text(stat(case, label, "total_token_throughput")),
-            ci_text(stat(case, label, "output_throughput")),
-            fmt(st.gain_vs_previous),
-            ci_text(stat(case, label, "ttft_median_ms")),
-            ci_text(stat(case, label, "ttft_p99_ms")),
-            ci_text(stat(case, label, "itl_median_ms")),
-            ci_text(stat(case, label, "itl_p99_ms")),
-            ci_text(stat(case, label, "e2el_p99_ms")),
-            fmt(st.p99_vs_baseline),
-            ci_text(stat(case, label, "success_rate")),
-        ))
-    headers = ["level", "conc.", "phase", "status", "total tok/s", "output tok/s", "gain ×prev", "TTFT p50 ms",
-               "TTFT p99 ms", "ITL p50 ms", "ITL p99 ms", "E2EL p99 ms", "p99 ×base", "success"]
+        st = status_of(case, label)
+        sat = " " + badge("saturation onset", "s-SATURATED") if st.get("saturation_onset") else ""
+        rows.append(
+            (
+                esc(label),
+                esc(lv.get("concurrency") if lv.get("concurrency") is not None else f"{lv.get('rate')} req/s"),
+                esc(st.get("phase", "")),
+                status_badge(case, label) + sat,
+                ci_text(stat(case, label, "total_token_throughput")),
+                ci_text(stat(case, label, "output_throughput")),
+                fmt(st.get("gain_vs_previous")),
+                ci_text(stat(case, label, "ttft_median_ms")),
+                ci_text(stat(case, label, "ttft_p99_ms")),
+                ci_text(stat(case, label, "itl_median_ms")),
+                ci_text(stat(case, label, "itl_p99_ms")),
+                ci_text(stat(case, label, "e2el_p99_ms")),
+                fmt(st.get("p99_vs_baseline")),
+                ci_text(stat(case, label, "success_rate")),
+            )
+        )
+    headers = [
+        "level",
+        "conc.",
+        "phase",
+        "status",
+        "total tok/s",
+        "output tok/s",
+        "gain ×prev",
+        "TTFT p50 ms",
+        "TTFT p99 ms",
+        "ITL p50 ms",
+        "ITL p99 ms",
+        "E2EL p99 ms",
+        "p99 ×base",
+        "success",
+    ]
     return (
-        "<h3>Load levels (mean ± 95% t CI over server starts)</h3>"
+        "<h3>Load levels (mean, 95% CI over server starts)</h3>"
         + table(headers, rows, 4)
         + '<p class="note">Status per seed 003 Table 7, phase-relative (§5.1): FAILING success &lt; 95% (any phase); '
         "DEGRADED E2EL p99 &gt; 2× the concurrency-1 baseline p99 (SCALING only); SATURATED throughput &lt; 1.05× "
@@ -307,49 +376,101 @@ def _series(case: Mapping[str, Any], labels: Sequence[str], metric: str) -> plot
     return ([s.get("mean", nan) for s in ss], [s.get("ci_low", nan) for s in ss], [s.get("ci_high", nan) for s in ss])
 
 
-def render_sweep_plots(
-    case: Mapping[str, Any], levels: list[dict[str, Any]], statuses: list[LevelStatus], floors: Floors | None
-) -> str:
+LOAD_PHASES = ("BASELINE", "SCALING", "SATURATION")  # levels on one load axis; WARMUP and STRESS are not
+
+
+def sweep_levels(case: Mapping[str, Any], levels: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The levels a line against load may join: load phases only, and of a case with several swept steps (a
+    capacity search, then a brute-force sweep) the step with the most levels, so no line doubles back."""
+    loaded = [lv for lv in levels if status_of(case, lv["label"]).get("phase", "SCALING") in LOAD_PHASES]
+    steps: dict[str, list[dict[str, Any]]] = {}
+    for lv in loaded:
+        steps.setdefault(str(lv["label"]).rsplit("/", 1)[0] if "/" in str(lv["label"]) else "", []).append(lv)
+    return max(steps.values(), key=len) if len(steps) > 1 else loaded
+
+
+def render_sweep_plots(case: Mapping[str, Any], levels: list[dict[str, Any]], floors: Floors | None) -> str:
+    every = len(levels)
+    levels = sweep_levels(case, levels)
+    if len(levels) < 2:
+        return ""
+    shown = (
+        f'<p class="note">Drawn against load: {esc(", ".join(str(lv["label"]) for lv in levels))} (the table has '
+        "every level).</p>"
+        if len(levels) < every
+        else ""
+    )
     labels = [lv["label"] for lv in levels]
     by_conc = all(lv.get("concurrency") for lv in levels)
     x = [float(lv.get("concurrency") if by_conc else (lv.get("rate") or i + 1)) for i, lv in enumerate(levels)]
     xlabel = "concurrency" if by_conc else "request rate (req/s)"
-    marks = {i: s.status.value for i, s in enumerate(statuses) if s.status.value != "OK"}
+    marks = {
+        i: st["status"] for i, lv in enumerate(levels) if (st := status_of(case, lv["label"])) and st["status"] != "OK"
+    }
     charts = [
-        plots.sweep_chart(x, {"total tok/s": _series(case, labels, "total_token_throughput"),
-                              "output tok/s": _series(case, labels, "output_throughput")},
-                          "Throughput vs load (95% CI)", "tokens/s", xlabel, markers=marks),
-        plots.sweep_chart(x, {"TTFT p50": _series(case, labels, "ttft_median_ms"),
-                              "TTFT p99": _series(case, labels, "ttft_p99_ms")},
-                          "Time to first token", "ms", xlabel, log_y=True,
-                          floor=floors.prefill_floor_ms if floors else None, floor_label="prefill floor"),
-        plots.sweep_chart(x, {"ITL p50": _series(case, labels, "itl_median_ms"),
-                              "ITL p99": _series(case, labels, "itl_p99_ms")},
-                          "Inter-token latency", "ms", xlabel, log_y=True,
-                          floor=floors.itl_floor_ms if floors else None, floor_label="decode floor"),
-        plots.sweep_chart(x, {"E2EL p50": _series(case, labels, "e2el_median_ms"),
-                              "E2EL p99": _series(case, labels, "e2el_p99_ms")},
-                          "End-to-end request latency", "ms", xlabel, log_y=True),
+        plots.sweep_chart(
+            x,
+            {
+                "total tok/s": _series(case, labels, "total_token_throughput"),
+                "output tok/s": _series(case, labels, "output_throughput"),
+            },
+            "Throughput vs load (95% CI)",
+            "tokens/s",
+            xlabel,
+            markers=marks,
+        ),
+        plots.sweep_chart(
+            x,
+            {"TTFT p50": _series(case, labels, "ttft_median_ms"), "TTFT p99": _series(case, labels, "ttft_p99_ms")},
+            "Time to first token",
+            "ms",
+            xlabel,
+            log_y=True,
+            floor=floors.prefill_floor_ms if floors else None,
+            floor_label="prefill floor",
+        ),
+        plots.sweep_chart(
+            x,
+            {"ITL p50": _series(case, labels, "itl_median_ms"), "ITL p99": _series(case, labels, "itl_p99_ms")},
+            "Inter-token latency",
+            "ms",
+            xlabel,
+            log_y=True,
+            floor=floors.itl_floor_ms if floors else None,
+            floor_label="decode floor",
+        ),
+        plots.sweep_chart(
+            x,
+            {"E2EL p50": _series(case, labels, "e2el_median_ms"), "E2EL p99": _series(case, labels, "e2el_p99_ms")},
+            "End-to-end request latency",
+            "ms",
+            xlabel,
+            log_y=True,
+        ),
     ]
-    return "<h3>Scaling</h3><div class=\"grid\">" + "".join(img(c, "sweep chart") for c in charts) + "</div>"
+    return "<h3>Scaling</h3>" + shown + '<div class="grid">' + "".join(img(c, "sweep chart") for c in charts) + "</div>"
 
 
-def render_single(case: Mapping[str, Any], level: Mapping[str, Any], status: LevelStatus | None) -> str:
+def render_single(case: Mapping[str, Any], level: Mapping[str, Any]) -> str:
     label = level["label"]
     lat: dict[str, list[tuple[str, float, float, float]]] = {}
     for key, name in (("ttft", "TTFT ms"), ("itl", "ITL ms"), ("tpot", "TPOT ms"), ("e2el", "E2EL ms")):
         for stat_name, suffix in (("median", "p50"), ("p99", "p99")):
             s = stat(case, label, f"{key}_{stat_name}_ms")
             if s:
-                lat.setdefault(name, []).append((suffix, s.get("mean", math.nan), s.get("ci_low", math.nan),
-                                                 s.get("ci_high", math.nan)))
+                lat.setdefault(name, []).append(
+                    (suffix, s.get("mean", math.nan), s.get("ci_low", math.nan), s.get("ci_high", math.nan))
+                )
     thr: dict[str, list[tuple[str, float, float, float]]] = {}
-    for group, metric, name in (("throughput tok/s", "output_throughput", "output"),
-                                ("throughput tok/s", "total_token_throughput", "total"),
-                                ("requests/s", "request_throughput", "req/s")):
+    for group, metric, name in (
+        ("throughput tok/s", "output_throughput", "output"),
+        ("throughput tok/s", "total_token_throughput", "total"),
+        ("requests/s", "request_throughput", "req/s"),
+    ):
         if s := stat(case, label, metric):
-            thr.setdefault(group, []).append((name, s.get("mean", math.nan), s.get("ci_low", math.nan),
-                                              s.get("ci_high", math.nan)))
+            thr.setdefault(group, []).append(
+                (name, s.get("mean", math.nan), s.get("ci_low", math.nan), s.get("ci_high", math.nan))
+            )
     headline = []
     values = case.get("values") or {}
     for metric, s in (case.get("stats") or {}).items():
@@ -357,10 +478,12 @@ def render_single(case: Mapping[str, Any], level: Mapping[str, Any], status: Lev
         cov = s.get("cov")
         headline.append((esc(metric), ci_text(s), fmt(cov * 100 if cov is not None else None) + "%", per_start))
     status_html = ""
-    if status is not None:
-        status_html = (f'<p>Status: {badge(status.status, f"s-{status.status}")} <span class="note">phase '
-                       f"{esc(status.phase)} (seed 003 Table 7; a single level has no baseline or previous level, "
-                       "so only OK / FAILING can apply)</span></p>")
+    if st := status_of(case, label):
+        status_html = (
+            f'<p>Status: {status_badge(case, label)} <span class="note">phase '
+            f"{esc(st['phase'])} (seed 003 Table 7; a single level has no baseline or previous level, "
+            "so only OK / FAILING can apply)</span></p>"
+        )
     charts = []
     if lat:
         charts.append(plots.point_panels(lat, f"Latency at {label}: mean of per-start p50 / p99, 95% CI"))
@@ -369,8 +492,8 @@ def render_single(case: Mapping[str, Any], level: Mapping[str, Any], status: Lev
     return (
         status_html
         + "".join(img(c, "single-level chart", "wide") for c in charts)
-        + "<details><summary>All metrics (mean ± 95% t CI, CoV, per start)</summary>"
-        + table(["metric", "mean ± CI", "CoV", "per start"], headline, 1)
+        + "<details><summary>All metrics (mean, 95% CI, CoV, per start)</summary>"
+        + table(["metric", "mean [95% CI]", "CoV", "per start"], headline, 1)
         + "</details>"
     )
 
@@ -386,12 +509,15 @@ def render_distributions(case: Mapping[str, Any], levels: list[dict[str, Any]]) 
         by_metric = {}
         for name in LATENCY_NAMES:
             d = summary.get(name) or {}
-            pts = {k: v for k, v in (d.get("percentiles") or {}).items() if isinstance(v, (int, float))
-                   and math.isfinite(v)}
+            pts = {
+                k: v
+                for k, v in (d.get("percentiles") or {}).items()
+                if isinstance(v, (int, float)) and math.isfinite(v)
+            }
             if pts:
                 by_metric[name] = pts
         if by_metric:
-            per_start[f"start {index}"] = by_metric
+            per_start[f"start {index + 1}"] = by_metric
     if not per_start:
         return ""
     uri = plots.per_start_percentiles(per_start, f"Latency distributions per server start at {label}")
@@ -402,14 +528,27 @@ def render_gate(case: Mapping[str, Any]) -> str:
     rows = gate_rows(case)
     if not rows:
         return ""
-    uri = plots.forest_plot(rows, "Ratio current / reference with CI, by verdict")
-    trs = [(esc(r.get("metric")), fmt(r.get("baseline_mean")), fmt(r.get("current_mean")), fmt(r.get("ratio")),
+    tested = [r for r in rows if isinstance(r.get("ratio"), (int, float)) and math.isfinite(r["ratio"])]
+    forest = (
+        img(plots.forest_plot(tested, "Ratio current / reference with CI, by verdict"), "forest plot", "wide")
+        if tested
+        else '<p class="note">No row was compared, so there is no ratio to plot.</p>'
+    )
+    trs = [
+        (
+            esc(r.get("metric")),
+            fmt(r.get("baseline_mean")),
+            fmt(r.get("current_mean")),
+            fmt(r.get("ratio")),
             f"[{fmt(r.get('ci_low'))}, {fmt(r.get('ci_high'))}]",
-            badge(r.get("verdict") or "?", f"v-{r.get('verdict')}"), esc(r.get("reason")))
-           for r in rows]
+            badge(r.get("verdict") or "?", f"v-{r.get('verdict')}"),
+            esc(r.get("reason")),
+        )
+        for r in rows
+    ]
     headers = ["metric", "reference", "current", "ratio", "CI", "verdict", "reason"]
     title = "A/B comparison" if case.get("arm") else "Gate"
-    return f"<h3>{title}</h3>" + img(uri, "forest plot", "wide") + table(headers, trs, 1)
+    return f"<h3>{title}</h3>" + forest + table(headers, trs, 1, wrap=(6,))
 
 
 def _findings(case: Mapping[str, Any], kind: str) -> dict[str, list[tuple[int, dict[str, Any]]]]:
@@ -432,8 +571,11 @@ def _level_values(case: Mapping[str, Any], start_index: int, prefix: str, metric
             if str(lv.get("label", "")).startswith(prefix) and lv.get("concurrency") is not None:
                 dist = (lv.get("summary") or {}).get(metric.split("_", 1)[0]) or {}
                 stat_name = metric.split("_", 1)[1].removesuffix("_ms")
-                value = dist.get(stat_name) if stat_name in ("mean", "median") else (dist.get("percentiles") or {}).get(
-                    stat_name)
+                value = (
+                    dist.get(stat_name)
+                    if stat_name in ("mean", "median")
+                    else (dist.get("percentiles") or {}).get(stat_name)
+                )
                 if isinstance(value, (int, float)):
                     out[int(lv["concurrency"])] = float(value)
     return out
@@ -446,26 +588,43 @@ def render_capacity(case: Mapping[str, Any]) -> str:
         s = (case.get("stats") or {}).get(f"{step}capacity_at_slo") or {}
         limits = starts[0][1].get("limits") or []
         first = limits[0].split() if limits else []
-        rows = [(esc(i + 1), esc(f.get("boundary")), esc(f.get("first_failing") or "-"), fmt(f.get("capacity")),
-                 badge("CLIFF", "v-REGRESSED") if f.get("cliff") else "", fmt(f.get("cliff_factor")),
-                 esc(", ".join(str(p.get("level")) for p in f.get("probes") or [])), esc(f.get("text")))
-                for i, f in starts]
+        rows = [
+            (
+                esc(i + 1),
+                esc(f.get("boundary")),
+                esc(f.get("first_failing") or "-"),
+                fmt(f.get("capacity")),
+                badge("CLIFF", "v-REGRESSED") if f.get("cliff") else "",
+                fmt(f.get("cliff_factor")),
+                esc(", ".join(str(p.get("level")) for p in f.get("probes") or [])),
+                esc(f.get("text")),
+            )
+            for i, f in starts
+        ]
         chart = ""
         if len(first) == 3 and first[0].endswith("_ms"):
             metric, bound = first[0], float(first[2])
             per_start = [sorted(_level_values(case, i, step, metric).items()) for i, _ in starts]
-            chart = img(plots.capacity_chart(per_start, metric, bound,
-                                             (s.get("mean", math.nan), s.get("ci_low", math.nan),
-                                              s.get("ci_high", math.nan)),
-                                             f"Capacity under {', '.join(limits)}"), "capacity chart", "wide")
+            chart = img(
+                plots.capacity_chart(
+                    per_start,
+                    metric,
+                    bound,
+                    (s.get("mean", math.nan), s.get("ci_low", math.nan), s.get("ci_high", math.nan)),
+                    f"Capacity under {', '.join(limits)}",
+                ),
+                "capacity chart",
+                "wide",
+            )
         parts.append(
             f"<h3>Capacity under the SLO{(' (' + esc(step.rstrip('/')) + ')') if step else ''}</h3>"
             f'<p class="note">limits: {esc(", ".join(limits))}. capacity_at_slo (gated, higher is better): '
             f"<b>{ci_text(s) if s else 'n/a'}</b> over {len(starts)} starts; interpolated between the last level that "
             "holds and the first that breaks, where the most binding limited metric crosses its bound.</p>"
             + chart
-            + table(["start", "holds at", "breaks at", "capacity", "", "growth ×", "levels measured", "search"],
-                    rows, 1)
+            + table(
+                ["start", "holds at", "breaks at", "capacity", "", "growth ×", "levels measured", "search"], rows, 1
+            )
         )
     return "".join(parts)
 
@@ -477,18 +636,38 @@ def render_pareto(case: Mapping[str, Any]) -> str:
     for key, starts in _findings(case, "pareto").items():
         step = key.rsplit("/", 1)[0] + "/" if "/" in key else ""
         s = (case.get("stats") or {}).get(f"{step}throughput_per_gpu_at_interactivity") or {}
-        per_start = [([(p["label"], p["interactivity"], p["throughput_per_gpu"]) for p in f.get("points") or []],
-                      list(f.get("front") or [])) for _, f in starts]
+        per_start = [
+            (
+                [(p["label"], p["interactivity"], p["throughput_per_gpu"]) for p in f.get("points") or []],
+                list(f.get("front") or []),
+            )
+            for _, f in starts
+        ]
         uri = plots.pareto_chart(per_start, target, s.get("mean"), "Interactivity vs throughput per GPU")
-        rows = [(esc(i + 1), esc(p["label"]), fmt(p["interactivity"]), fmt(p["throughput_per_gpu"]),
-                 "front" if p["label"] in (f.get("front") or []) else "")
-                for i, f in starts for p in f.get("points") or []]
-        reading = (f"throughput per GPU at {fmt(target)} tok/s/user (gated): <b>{ci_text(s)}</b>" if s and target
-                   else "no interactivity target set (pareto_interactivity): the front is reported, not gated")
-        parts.append(f"<h3>Interactivity vs throughput{(' (' + esc(step.rstrip('/')) + ')') if step else ''}</h3>"
-                     f'<p class="note">{reading}</p>' + img(uri, "Pareto front", "wide")
-                     + "<details><summary>points</summary>"
-                     + table(["start", "level", "tok/s/user", "tok/s/GPU", ""], rows, 2) + "</details>")
+        rows = [
+            (
+                esc(i + 1),
+                esc(p["label"]),
+                fmt(p["interactivity"]),
+                fmt(p["throughput_per_gpu"]),
+                "front" if p["label"] in (f.get("front") or []) else "",
+            )
+            for i, f in starts
+            for p in f.get("points") or []
+        ]
+        reading = (
+            f"throughput per GPU at {fmt(target)} tok/s/user (gated): <b>{ci_text(s)}</b>"
+            if s and target
+            else "no interactivity target set (pareto_interactivity): the front is reported, not gated"
+        )
+        parts.append(
+            f"<h3>Interactivity vs throughput{(' (' + esc(step.rstrip('/')) + ')') if step else ''}</h3>"
+            f'<p class="note">{reading}</p>'
+            + img(uri, "Pareto front", "wide")
+            + "<details><summary>points</summary>"
+            + table(["start", "level", "tok/s/user", "tok/s/GPU", ""], rows, 2)
+            + "</details>"
+        )
     return "".join(parts)
 
 
@@ -502,29 +681,60 @@ def render_workload_levels(case: Mapping[str, Any], levels: list[dict[str, Any]]
             sm = summary.get("server_metrics") or {}
             energy = summary.get("energy") or {}
             positions = sorted(k for k in sm if k.startswith("spec_acceptance_pos"))
-            rows.append((
-                esc(lv["label"]), esc(index + 1),
-                ("applied" if steady.get("applied") else "detected") if steady else "",
-                fmt(steady.get("head_trimmed_s")), fmt(steady.get("tail_trimmed_s")),
-                f"{esc(steady.get('requests_inside'))}/{esc(steady.get('requests_total'))}" if steady else "",
-                badge("OVER-SATURATED", "v-REGRESSED") if summary.get("oversaturation") else "",
-                fmt(sm.get("prefix_cache_hit_rate")),
-                fmt(sm.get("spec_acceptance_rate")), fmt(sm.get("spec_mean_acceptance_length")),
-                esc(" ".join(f"{fmt(sm[k])}" for k in positions)),
-                esc(energy.get("status", "")), fmt(energy.get("power_mean_w")), fmt(energy.get("power_peak_w")),
-                fmt(energy.get("tokens_per_joule")),
-            ))
-    if not rows:
+            rows.append(
+                (
+                    esc(lv["label"]),
+                    esc(index + 1),
+                    ("applied" if steady.get("applied") else "detected") if steady else "",
+                    seconds(steady.get("head_trimmed_s")),
+                    seconds(steady.get("tail_trimmed_s")),
+                    f"{esc(steady.get('requests_inside'))}/{esc(steady.get('requests_total'))}" if steady else "",
+                    badge("OVER-SATURATED", "v-REGRESSED") if summary.get("oversaturation") else "",
+                    fmt(sm.get("prefix_cache_hit_rate") * 100)
+                    if sm.get("prefix_cache_hit_rate") is not None
+                    else "n/a",
+                    fmt(sm.get("spec_acceptance_rate")),
+                    fmt(sm.get("spec_mean_acceptance_length")),
+                    esc(" ".join(f"{fmt(sm[k])}" for k in positions)),
+                    esc(energy.get("status", "")),
+                    fmt(energy.get("power_mean_w")),
+                    fmt(energy.get("power_peak_w")),
+                    fmt(energy.get("tokens_per_joule")),
+                )
+            )
+    headers = [
+        "level",
+        "start",
+        "steady window",
+        "warmup trimmed s",
+        "cool-down trimmed s",
+        "requests kept",
+        "",
+        "prefix-cache hit rate %",
+        "spec accept rate",
+        "spec mean accept len",
+        "per position",
+        "energy",
+        "power mean W",
+        "power peak W",
+        "tokens/J",
+    ]
+    # Only the columns this case has data for: a column of n/a is noise, a table of them is no section at all.
+    keep = [0, 1, *(c for c in range(2, len(headers)) if any(r[c] not in ("", "n/a") for r in rows))]
+    if len(keep) == 2:
         return ""
-    headers = ["level", "start", "steady window", "warmup trimmed s", "cool-down trimmed s", "requests kept",
-               "", "prefix-cache hit rate", "spec accept rate", "spec mean accept len", "per position", "energy",
-               "power mean W", "power peak W", "tokens/J"]
-    return ("<h3>Steady state, prefix cache, speculative decoding, energy</h3>"
-            '<p class="note">Steady window: MSER-5 on per-request latency plus the in-flight ramp; "applied" levels '
-            "are measured on the window only, "
-            '"detected" ones report what trimming would remove. Rates are deltas of the server\'s /metrics counters '
-            "over the level; energy is GPU board power sampled with amd-smi / nvidia-smi.</p>"
-            + '<div class="scroll">' + table(headers, rows, 3) + "</div>")
+    headers = [headers[c] for c in keep]
+    rows = [tuple(r[c] for c in keep) for r in rows]
+    return (
+        "<h3>Steady state, prefix cache, speculative decoding, energy</h3>"
+        '<p class="note">Steady window: MSER-5 on per-request latency plus the in-flight ramp; "applied" levels '
+        "are measured on the window only, "
+        '"detected" ones report what trimming would remove. Rates are deltas of the server\'s /metrics counters '
+        "over the level; energy is GPU board power sampled with amd-smi / nvidia-smi.</p>"
+        + '<div class="scroll">'
+        + table(headers, rows, 3)
+        + "</div>"
+    )
 
 
 def render_floor(case: Mapping[str, Any], levels: list[dict[str, Any]], floors: Floors | None) -> str:
@@ -534,21 +744,32 @@ def render_floor(case: Mapping[str, Any], levels: list[dict[str, Any]], floors: 
     for lv in levels:
         itl = mean_of(case, lv["label"], "itl_median_ms")
         ttft = mean_of(case, lv["label"], "ttft_median_ms")
-        rows.append((
-            esc(lv["label"]),
-            fmt(itl), fmt(floors.itl_floor_ms),
-            fmt(itl / floors.itl_floor_ms) + "×" if itl and floors.itl_floor_ms else "n/a",
-            fmt(ttft), fmt(floors.prefill_floor_ms),
-            fmt(ttft / floors.prefill_floor_ms) + "×" if ttft and floors.prefill_floor_ms else "n/a",
-        ))
+        rows.append(
+            (
+                esc(lv["label"]),
+                fmt(itl),
+                fmt(floors.itl_floor_ms),
+                fmt(itl / floors.itl_floor_ms) + "×" if itl and floors.itl_floor_ms else "n/a",
+                fmt(ttft),
+                fmt(floors.prefill_floor_ms),
+                fmt(ttft / floors.prefill_floor_ms) + "×" if ttft and floors.prefill_floor_ms else "n/a",
+            )
+        )
     basis = (
         f"decode floor = {fmt(floors.active_params / 1e9)} B active params × {fmt(floors.bytes_per_param)} B/param ÷ "
         f"({fmt(floors.hbm_tbps)} TB/s × TP {floors.tp}); prefill floor = 2 × active params × "
         f"{esc(floors.prompt_tokens)} prompt tokens ÷ ({fmt(floors.peak_tflops)} TFLOP/s × TP {floors.tp}). "
         "Lower bounds (seed 000: 144 GB ÷ 5.3 TB/s ≈ 27 ms); attention, KV reads and scheduling come on top."
     )
-    headers = ["level", "ITL p50 ms", "decode floor ms", "ITL / floor", "TTFT p50 ms", "prefill floor ms",
-               "TTFT / floor"]
+    headers = [
+        "level",
+        "ITL p50 ms",
+        "decode floor ms",
+        "ITL / floor",
+        "TTFT p50 ms",
+        "prefill floor ms",
+        "TTFT / floor",
+    ]
     return "<h3>Physical floor</h3>" + table(headers, rows, 1) + f'<p class="note">{basis}</p>'
 
 
@@ -559,7 +780,16 @@ def _pick(metrics: Mapping[str, Any], *needles: str) -> Any:
     return None
 
 
+def _metric_unit(key: str) -> tuple[str, float]:
+    """Column header unit and scale of a server metric: shares (KV-cache usage, hit rates) in %, counts as is."""
+    if "kv_cache_usage" in key or is_share(key):
+        return "%", 100.0
+    return "", 1.0
+
+
 def render_server_metrics(case: Mapping[str, Any], levels: list[dict[str, Any]]) -> str:
+    """vLLM's own /metrics per level: one table in the units the charts use; a chart only where it shows a
+    change (two or more levels, not all zero): a chart of one value is a table cell."""
     per_level: list[tuple[str, list[dict[str, Any]]]] = []
     for lv in levels:
         ms = [server_metrics_of(x) for _, x in level_summaries(case, lv["label"])]
@@ -571,26 +801,39 @@ def render_server_metrics(case: Mapping[str, Any], levels: list[dict[str, Any]])
     keys: list[str] = []
     for _, ms in per_level:
         for m in ms:
-            keys += [k for k, v in m.items() if isinstance(v, (int, float)) and k not in keys]
+            keys += [
+                k for k, v in m.items() if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in keys
+            ]
+    means = {k: [_mean([m.get(k) for m in ms]) for _, ms in per_level] for k in keys}
+    # One row per metric, one column per level: vLLM exports more gauges and counters than a page has columns.
     rows = []
-    for label, ms in per_level:
-        cells = []
-        for k in keys:
-            vals = [m[k] for m in ms if isinstance(m.get(k), (int, float))]
-            cells.append(fmt(sum(vals) / len(vals)) if vals else "n/a")
-        rows.append((esc(label), *cells))
-    out = ["<h3>Server-side metrics (vLLM /metrics, mean over starts)</h3>", table(["level", *map(esc, keys)], rows)]
-    charts = []
+    for k in keys:
+        unit, scale = _metric_unit(k)
+        head = f'<span data-metric="{esc(k)}" data-unit="{unit}">{esc(k)}{" (" + unit + ")" if unit else ""}</span>'
+        rows.append((head, *(fmt(v * scale) if v is not None else "n/a" for v in means[k])))
+    out = [
+        "<h3>Server-side metrics (vLLM /metrics, mean over starts)</h3>",
+        table(["metric", *(esc(lab) for lab, _ in per_level)], rows),
+    ]
     labels = [lab for lab, _ in per_level]
-    kv = [_mean([_pick(m, "kv_cache_usage") for m in ms]) for _, ms in per_level]
-    pre = [_mean([_pick(m, "preempt") for m in ms]) for _, ms in per_level]
-    if any(v is not None for v in kv):
-        charts.append(plots.level_bars(labels, {"peak KV-cache usage %": [100 * v if v is not None else math.nan
-                                                                         for v in kv]},
-                                       "Peak KV-cache usage per level", "% of KV cache"))
-    if any(v is not None for v in pre):
-        charts.append(plots.level_bars(labels, {"preemptions": [v if v is not None else math.nan for v in pre]},
-                                       "Preemptions per level", "count"))
+    charts = []
+    for needle, title, unit_label in (
+        ("kv_cache_usage", "Peak KV-cache usage per level", "% of KV cache"),
+        ("preempt", "Preemptions per level", "count"),
+    ):
+        key = next((k for k in keys if needle in k), None)
+        if key is None or len(labels) < 2 or not any(means[key]):
+            continue
+        unit, scale = _metric_unit(key)
+        values = [v * scale if v is not None else math.nan for v in means[key]]
+        charts.append(
+            img(
+                plots.level_bars(labels, {key: values}, title, unit_label),
+                "server metrics chart",
+                unit=unit,
+                metric=key,
+            )
+        )
     lines: dict[str, tuple[list[float], list[float]]] = {}
     for label, ms in per_level:
         series = ms[0].get("series") or ms[0].get("timeseries")
@@ -600,9 +843,18 @@ def render_server_metrics(case: Mapping[str, Any], levels: list[dict[str, Any]])
             if any(isinstance(y, (int, float)) for y in ys):
                 lines[label] = (t, [100 * y if isinstance(y, (int, float)) else math.nan for y in ys])
     if lines:
-        charts.append(plots.timeseries(lines, "KV-cache usage over each level's run (first start)", "% of KV cache"))
+        charts.append(
+            img(
+                plots.timeseries(lines, "KV-cache usage over each level's run (first start)", "% of KV cache"),
+                "server metrics chart",
+                unit="%",
+            )
+        )
+    quiet = [k for k in keys if not any(means[k])]
+    if quiet:
+        out.append(f'<p class="note">Zero at every level: {esc(", ".join(quiet))}.</p>')
     if charts:
-        out.append('<div class="grid">' + "".join(img(c, "server metrics chart") for c in charts) + "</div>")
+        out.append('<div class="grid">' + "".join(charts) + "</div>")
     return "".join(out)
 
 
@@ -629,45 +881,69 @@ def render_startup(case: Mapping[str, Any]) -> str:
     if not any(f for _, f in facts):
         return ""
     fields = [(k, n) for k, n in STARTUP_FIELDS if any(f.get(k) is not None for _, f in facts)]
-    rows = [(f"start {esc(i)}", *(fmt(f.get(k)) for k, _ in fields)) for i, f in facts]
+    rows = [(f"start {esc(int(i) + 1)}", *(fmt(f.get(k)) for k, _ in fields)) for i, f in facts]
     out = ["<h3>Server start-up</h3>", table(["start", *(n for _, n in fields)], rows)]
     phases: dict[str, dict[str, float]] = {}
     for i, f in facts:
         p = f.get("phases") or (f.get("extra") or {}).get("phases") or f.get("cold_start")
         if isinstance(p, Mapping):
-            phases[f"start {i}"] = {str(k): float(v) for k, v in p.items() if isinstance(v, (int, float))}
+            phases[f"start {int(i) + 1}"] = {str(k): float(v) for k, v in p.items() if isinstance(v, (int, float))}
     if phases:
-        out.append(img(plots.stacked_phases(phases, "Cold-start phases per server start"), "cold-start phases",
-                       "wide"))
+        out.append(img(plots.stacked_phases(phases, "Cold-start phases per server start"), "cold-start phases", "wide"))
     return "".join(out)
 
 
-def render_telemetry(case: Mapping[str, Any]) -> str:
-    """GPU telemetry samples (utilisation, power, temperature, ...) per start: one chart per quantity."""
-    sources: list[tuple[str, list[Mapping[str, Any]]]] = []
-    case_t = case.get("telemetry")
-    if isinstance(case_t, list):
-        sources.append(("run", case_t))
-    for i, s in enumerate(case.get("starts") or []):
-        t = s.get("telemetry")
-        samples = t.get("samples") if isinstance(t, Mapping) else t
-        if isinstance(samples, list) and samples:
-            sources.append((f"start {s.get('index', i)}", samples))
-    if not sources:
+def correctness_badge(case: Mapping[str, Any]) -> str:
+    doc = case.get("correctness")
+    if not isinstance(doc, Mapping):
         return ""
-    quantities: list[str] = []
-    for _, samples in sources:
-        for p in samples:
-            quantities += [k for k, v in p.items() if k not in ("t", "t_s", "time") and isinstance(v, (int, float))
-                           and k not in quantities]
-    charts = []
-    for q in quantities[:6]:
-        lines = {}
-        for name, samples in sources:
-            t = [float(p.get("t", p.get("t_s", i))) for i, p in enumerate(samples)]
-            lines[name] = (t, [p.get(q, math.nan) for p in samples])
-        charts.append(plots.timeseries(lines, f"Telemetry: {q}", q))
-    return "<h3>Telemetry</h3><div class=\"grid\">" + "".join(img(c, "telemetry") for c in charts) + "</div>"
+    bad = bool(doc.get("across_starts")) or bool(doc.get("golden_mismatches"))
+    if bad:
+        return badge("OUTPUTS DIFFER", "v-REGRESSED")
+    if doc.get("golden_status") == "compared":
+        return badge("OUTPUTS EQUAL", "v-OK")
+    return badge(str(doc.get("golden_status", "?")).upper(), "v-INCONCLUSIVE")
+
+
+def render_correctness(case: Mapping[str, Any]) -> str:
+    """Greedy outputs: equal across starts and to the golden file, or where they differ, prompt by prompt."""
+    doc = case.get("correctness")
+    if not isinstance(doc, Mapping):
+        return ""
+    prompts = list(doc.get("prompts") or [])
+    outputs = list(doc.get("outputs") or [])
+    golden = doc.get("golden_outputs") or [None] * len(prompts)
+    across = list(doc.get("across_starts") or [])
+    status = doc.get("golden_status")
+    differing = {
+        i for i, (want, got) in enumerate(zip(golden, outputs, strict=False)) if want is not None and want != got
+    }
+    rows = [
+        (
+            esc(i + 1),
+            f'<pre class="out">{esc(p)}</pre>',
+            f'<pre class="out">{esc(o)}</pre>',
+            ("differs from the golden file" if i in differing else "equal" if status == "compared" else esc(status)),
+        )
+        for i, (p, o) in enumerate(zip(prompts, outputs, strict=False))
+    ]
+    summary = (
+        f"{len(prompts)} prompts, greedy (temperature 0, fixed seed), {esc(doc.get('max_tokens'))} tokens each; "
+        f"across {esc(doc.get('starts'))} server starts: "
+        + ("equal" if not across else f"{len(across)} differences")
+        + "; golden file "
+        + esc(doc.get("golden"))
+        + ": "
+        + esc(status)
+    )
+    details = "".join(f"<li>{esc(line)}</li>" for line in [*across, *(doc.get("golden_mismatches") or [])])
+    return (
+        "<h3>Correctness</h3>"
+        + correctness_badge(case)
+        + f'<p class="note">{summary}</p>'
+        + (f"<ul>{details}</ul>" if details else "")
+        + table(["#", "prompt", "output (start 1)", "golden file"], rows, 1, wrap=(1, 2))
+    )
 
 
 def render_config(case: Mapping[str, Any]) -> str:
@@ -689,8 +965,12 @@ def render_ab(doc: Mapping[str, Any]) -> str:
         if case.get("arm"):
             groups.setdefault(str(case.get("ab_group") or case.get("load_id") or "A/B"), []).append(case)
     out = []
-    metrics = [("output_throughput", "output tok/s"), ("ttft_median_ms", "TTFT p50 ms"),
-               ("itl_median_ms", "ITL p50 ms"), ("e2el_p99_ms", "E2EL p99 ms")]
+    metrics = [
+        ("output_throughput", "output tok/s"),
+        ("ttft_median_ms", "TTFT p50 ms"),
+        ("itl_median_ms", "ITL p50 ms"),
+        ("e2el_p99_ms", "E2EL p99 ms"),
+    ]
     for group, cases in groups.items():
         arms: dict[str, list[tuple[float, float, float]]] = {}
         rows = []
@@ -701,11 +981,19 @@ def render_ab(doc: Mapping[str, Any]) -> str:
                 s = stat(case, last, m) or {}
                 triples.append((s.get("mean", math.nan), s.get("ci_low", math.nan), s.get("ci_high", math.nan)))
             arms[f"arm {case.get('arm')}"] = triples
-            rows.append((esc(case.get("arm")), f'<a href="#{anchor(case)}">{esc(case.get("id"))}</a>',
-                         *(ci_text(stat(case, last, m)) for m, _ in metrics)))
+            rows.append(
+                (
+                    esc(case.get("arm")),
+                    f'<a href="#{anchor(case)}">{esc(case.get("id"))}</a>',
+                    *(ci_text(stat(case, last, m)) for m, _ in metrics),
+                )
+            )
         out.append(f"<h3>A/B: {esc(group)}</h3>")
-        out.append(img(plots.arms_chart([n for _, n in metrics], arms, f"{group}: arms, mean with 95% CI"), "arms",
-                       "wide"))
+        drawn = [k for k in range(len(metrics)) if sum(math.isfinite(t[k][0]) for t in arms.values()) >= 2]
+        if drawn:  # a panel needs two arms with a value; the table below has every number
+            picked = {arm: [t[k] for k in drawn] for arm, t in arms.items()}
+            chart = plots.arms_chart([metrics[k][1] for k in drawn], picked, f"{group}: arms, mean with 95% CI")
+            out.append(img(chart, "arms", "wide"))
         out.append(table(["arm", "case", *(n for _, n in metrics)], rows, 2))
     if not out:
         return ""
@@ -718,12 +1006,18 @@ def render_html(doc: Mapping[str, Any], floors_for: FloorsFor | None = None) -> 
     body = [render_header(doc), render_ab(doc), render_history(doc)]
     for case in doc.get("cases") or []:
         body.append(render_case(case, floors_for(case)))
-    footer = (f'<p class="note">Rendered by servegate at {esc(time.strftime("%Y-%m-%d %H:%M:%S"))}. Means ± 95% t '
-              "CI half-width over independent server starts (design.md).</p></main>")
+    footer = (
+        f'<p class="note">Rendered by servegate at {esc(time.strftime("%Y-%m-%d %H:%M:%S"))}. Means ± 95% t '
+        "CI half-width over independent server starts (design.md).</p></main>"
+    )
     title = f"servegate report {esc(doc.get('created'))}"
-    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{CSS}</style></head><body>'
-            + "".join(body) + footer + "</body></html>\n")
+    return (
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{CSS}</style></head><body>'
+        + "".join(body)
+        + footer
+        + "</body></html>\n"
+    )
 
 
 def write_html_report(results_doc: Mapping[str, Any], path: Path, floors_for: FloorsFor | None = None) -> Path:

@@ -1,4 +1,4 @@
-"""The terminal table: per case, each headline metric as mean ± 95% t half-width over server starts.
+"""The terminal table: per case, each headline metric as mean and 95% CI over server starts.
 
 Single-level cases get one row per metric; multi-level cases (sweeps, phases) one row per level with the
 headline metrics as columns, so a sweep reads top to bottom like ``vllm bench serve`` output.
@@ -42,11 +42,26 @@ def _fmt(x: float) -> str:
     return f"{x:.2f}"
 
 
+def _bounded(stat: dict) -> bool:
+    return all(math.isfinite(stat[k]) for k in ("ci_low", "ci_high"))
+
+
 def _mean_ci(stat: dict | None) -> str:
+    """``mean [low-high]``: the interval may be asymmetric (a ratio interval for latencies), so no ± half-width."""
     if stat is None:
         return "-"
-    half = (stat["ci_high"] - stat["ci_low"]) / 2
-    return _fmt(stat["mean"]) if math.isinf(half) or math.isnan(half) else f"{_fmt(stat['mean'])}±{_fmt(half)}"
+    if not _bounded(stat):
+        return _fmt(stat["mean"])
+    return f"{_fmt(stat['mean'])} [{_fmt(stat['ci_low'])}-{_fmt(stat['ci_high'])}]"
+
+
+def _status(case: dict, label: str) -> str:
+    """The level's status label as the results document stores it (servegate.status, computed once)."""
+    entry = (case.get("status") or {}).get(label) or {}
+    if not entry:
+        return ""
+    onset = " (saturation onset)" if entry.get("saturation_onset") else ""
+    return f"{entry['status']} {entry['phase']}{onset}"
 
 
 def _level_labels(case: dict) -> list[str]:
@@ -77,9 +92,9 @@ def render_case(case: dict) -> list[str]:
         )
     for row in case.get("cold_start", []):
         lines.append(
-            "  cold start: "
-            + ", ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items())
+            "  cold start: " + ", ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items())
         )
+    lines += _render_correctness(case.get("correctness"))
     for key, title in (("gate", "gate"), ("ab", "A/B vs first arm")):
         for row in case.get(key, []):
             lines.append(f"  {title} {row['metric']}: {row['verdict']} - {row['reason']}")
@@ -98,30 +113,47 @@ def render_case(case: dict) -> list[str]:
     return lines
 
 
+def _render_correctness(doc: dict | None) -> list[str]:
+    if not doc:
+        return []
+    across = "equal" if not doc["across_starts"] else f"{len(doc['across_starts'])} differences"
+    golden = doc["golden_status"]
+    if golden == "compared":
+        golden = "equal" if not doc["golden_mismatches"] else f"{len(doc['golden_mismatches'])} prompts differ"
+    return [
+        f"  correctness: {len(doc['prompts'])} greedy prompts; across {doc['starts']} starts: {across}; "
+        f"golden file: {golden}"
+    ]
+
+
 def _render_metrics(case: dict) -> list[str]:
     stats = case["stats"]
-    lines = [f"  {'metric':<12} {'unit':<6} {'mean':>10}  {'± 95% CI':>10}  {'CoV':>6}  per start"]
+    if not any(stats.get(key) for key, _, _ in HEADLINE):
+        return []
+    lines = [f"  {'metric':<12} {'unit':<6} {'mean':>10}  {'95% CI':>17}  {'CoV':>6}  per start"]
     for key, label, unit in HEADLINE:
         s = stats.get(key)
         if s is None:
             continue
-        half = (s["ci_high"] - s["ci_low"]) / 2
+        ci = f"{_fmt(s['ci_low'])} - {_fmt(s['ci_high'])}" if _bounded(s) else "n/a (1 start)"
         cov = f"{s['cov'] * 100:.1f}%" if not math.isnan(s["cov"]) else "n/a"
         per_start = ", ".join(_fmt(v) for v in case["values"][key])
-        lines.append(f"  {label:<12} {unit:<6} {_fmt(s['mean']):>10}  ±{_fmt(half):>9}  {cov:>6}  {per_start}")
+        lines.append(f"  {label:<12} {unit:<6} {_fmt(s['mean']):>10}  {ci:>17}  {cov:>6}  {per_start}")
+    labels = _level_labels(case)
+    if labels and _status(case, labels[0]):
+        lines.append(f"  status: {_status(case, labels[0])}")
     return lines
 
 
 def _render_levels(case: dict, labels: list[str]) -> list[str]:
     stats = case["stats"]
     width = max(8, *(len(label) for label in labels))
-    status = case.get("status") or {}
-    header = f"  {'level':<{width}} " + " ".join(f"{title:>15}" for _, title in LEVEL_COLUMNS)
-    lines = [header + ("  status" if status else "")]
+    header = f"  {'level':<{width}} " + " ".join(f"{title:>19}" for _, title in LEVEL_COLUMNS)
+    lines = [header + "  status, phase"]
     for label in labels:
-        cells = " ".join(f"{_mean_ci(stats.get(f'{label}/{key}')):>15}" for key, _ in LEVEL_COLUMNS)
-        lines.append(f"  {label:<{width}} {cells}" + (f"  {status.get(label, '')}" if status else ""))
-    lines.append("  (mean±95% CI half-width over starts; one start shows the value alone)")
+        cells = " ".join(f"{_mean_ci(stats.get(f'{label}/{key}')):>19}" for key, _ in LEVEL_COLUMNS)
+        lines.append(f"  {label:<{width}} {cells}  {_status(case, label)}")
+    lines.append("  (mean [95% CI] over starts; one start shows the value alone)")
     return lines
 
 

@@ -2,7 +2,8 @@
 
 Nothing in it was measured. Shapes follow ``servegate.results.case_document`` (values and stats are computed with
 the real ``stats_of``); the optional keys other parts of servegate are adding (``gate``, ``server_metrics``,
-``telemetry``, cold-start ``phases``, ``arm``) use the shapes the report renders. Run from the repository root:
+per-level ``energy`` (as servegate.energy writes it), cold-start ``phases``, ``arm``) use the shapes the report renders.
+Run from the repository root:
 ``python tests/data/results/make_synthetic.py``; the output is deterministic (fixed seed, fixed timestamp).
 """
 
@@ -13,7 +14,7 @@ import math
 import random
 from pathlib import Path
 
-from servegate.results import SCHEMA_VERSION, stats_of
+from servegate.results import SCHEMA_VERSION, case_status, stats_of
 
 OUT = Path(__file__).with_name("synthetic-mi300x-sweep.json")
 PCTS = (50.0, 90.0, 99.0)
@@ -59,6 +60,7 @@ def summary(rng: random.Random, conc: int, n_req: int, prompt: int, out: int, su
         "stopped_early": None,
         "first_errors": [] if completed == n_req else ["#17 timeout: no chunk for 300 s"],
         "server_metrics": server_metrics(rng, conc, completed, prompt, out, duration),
+        "energy": energy(rng, conc, duration, completed * out),
     }
 
 
@@ -83,6 +85,23 @@ def server_metrics(rng: random.Random, conc: int, completed: int, prompt: int, o
         "prompt_tokens": completed * prompt,
         "generation_tokens": completed * out,
         "series": series,
+    }
+
+
+def energy(rng: random.Random, conc: int, seconds: float, output_tokens: int) -> dict:
+    """servegate.energy.energy_result's shape for 8 GPUs whose board power grows with the batch."""
+    mean_w = 8 * (310 + 2.2 * min(conc, 96)) * rng.uniform(0.98, 1.02)
+    joules = mean_w * seconds
+    return {
+        "status": "measured",
+        "tool": "amd-smi",
+        "devices": 8,
+        "ticks": max(1, round(seconds / 0.5)),
+        "power_mean_w": mean_w,
+        "power_peak_w": mean_w * 1.08,
+        "energy_j": joules,
+        "joules_per_output_token": joules / output_tokens,
+        "tokens_per_joule": output_tokens / joules,
     }
 
 
@@ -192,10 +211,6 @@ def case(rng: random.Random, case_id: str, srv: dict, ld: dict, restarts: int, s
             for key in ("request_throughput", "output_throughput", "total_token_throughput"):
                 s[key] *= speed
             lvls.append({"label": f"c{c}", "concurrency": c, "rate": None, "summary": s})
-        telemetry = [
-            {"t": float(t), "gpu_util_pct": min(100.0, 35 + t * 2.5), "power_w": 310 + t * 9.0, "temp_c": 48 + t * 0.6}
-            for t in range(0, 30, 3)
-        ]
         starts.append(
             {
                 "index": i,
@@ -203,7 +218,6 @@ def case(rng: random.Random, case_id: str, srv: dict, ld: dict, restarts: int, s
                 "levels": lvls,
                 "warmup_s": 1.8,
                 "log_path": f"results/logs/{srv['name']}-{i}.log",
-                "telemetry": telemetry,
             }
         )
     values = values_of(starts)
@@ -218,6 +232,7 @@ def case(rng: random.Random, case_id: str, srv: dict, ld: dict, restarts: int, s
         "starts": starts,
         "values": values,
         "stats": stats_of(values),
+        "status": case_status(starts, stats_of(values), ld.get("profile", "concurrent")),
         **extra,
     }
 
