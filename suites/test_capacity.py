@@ -2,8 +2,8 @@
 
 Each start runs the capacity search (bracket, then bisect). When the case also has a ``sweep`` phase over the same
 levels (a brute-force sweep, which is also the Pareto front's data), the search's boundary must be the sweep's, start
-by start. When the case has arms, the second arm is a planted regression of the first (the CPU suite halves
-``max_num_seqs``: requests queue for a batch slot at lower concurrency), so capacity at the same SLO must fall and
+by start. When the case has arms, the second arm is a planted regression of the first (the CPU suite gives it 2
+batch slots instead of 8: users beyond the slots queue for a whole request), so capacity at the same SLO must fall and
 the comparison of the arms must say REGRESSED on ``capacity_at_slo``.
 """
 
@@ -31,11 +31,15 @@ def _check_against_sweep(case, bench, arm: str, result: CaseResult) -> list[str]
         found = start.findings[f"{search_step}/capacity" if search_step else "capacity"]
         swept = {lv.concurrency: lv.summary.flat() for lv in start.levels if lv.label.startswith("sweep/")}
         reference = capacity.brute_force(sorted(swept), limits, swept.__getitem__, search.cliff_factor)
-        bench.progress(f"[{case.id}] {arm} start {start.start_index + 1}: search {found['text']}; "
-                       f"brute force {reference.describe()}")
+        bench.progress(
+            f"[{case.id}] {arm} start {start.start_index + 1}: search {found['text']}; "
+            f"brute force {reference.describe()}"
+        )
         if (found["boundary"], found["first_failing"]) != (reference.boundary, reference.first_failing):
-            mismatches.append(f"{arm} start {start.start_index + 1}: search {found['text']} vs brute force "
-                              f"{reference.describe()}; log {start.log_path}")
+            mismatches.append(
+                f"{arm} start {start.start_index + 1}: search {found['text']} vs brute force "
+                f"{reference.describe()}; log {start.log_path}"
+            )
     return mismatches
 
 

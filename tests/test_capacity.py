@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from servegate.capacity import Limit, brute_force, parse_limits, search
-from servegate.config import LoadConfig
+from servegate.config import LoadConfig, ServerConfig
+from servegate.gate import Monitor
+from servegate.launch.base import StartupFacts
+from servegate.regression import RegressionGate
+from servegate.runner import CaseResult, StartResult
+from servegate.sequential import Budget
+from servegate.stats import Verdict
 from servegate.suite import SuiteError, load_suite_file
 
 LEVELS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
@@ -104,3 +113,79 @@ suites:
     path.write_text(body.replace("ttft_p99_ms", "ttft_p97_ms"))
     with pytest.raises(SuiteError, match=r"suites\.capacity\.loads\[0\]\.slo_limits: 'ttft_p97_ms'"):
         load_suite_file(path)
+
+
+CPU_YAML = Path(__file__).resolve().parents[1] / "suites" / "cpu.yaml"
+
+
+def _cpu_case():
+    return next(c for c in load_suite_file(CPU_YAML) if c.suite == "capacity")
+
+
+class BusyServer:
+    """Medians of closed-loop users on ``seqs`` batch slots, one start on a busy 2-core machine: the start's speed
+    and every level's speed vary (log-normal); a free slot still costs ~10 steps of TTFT (processes on a shared
+    CPU wait for each other); a user above the slot count waits for a running request to end,
+    (c - seqs) / seqs of a whole request (which TTFT shows and TPOT does not)."""
+
+    def __init__(self, seqs: int, tokens: int, rng: np.random.Generator, start_sd=0.4, level_sd=0.3) -> None:
+        self.seqs, self.tokens, self.rng, self.level_sd = seqs, tokens, rng, level_sd
+        self.speed = rng.lognormal(0.0, start_sd)
+
+    def __call__(self, c: int) -> dict[str, float]:
+        step = self.speed * self.rng.lognormal(0.0, self.level_sd) * (12.0 + 3.0 * min(c, self.seqs))
+        wait = self.tokens * step * (c - self.seqs) / self.seqs if c > self.seqs else 0.0
+        return {"ttft_median_ms": 10 * step + wait, "tpot_median_ms": step, "success_rate": 1.0}
+
+
+def _arm(seqs: int, rng: np.random.Generator, starts: int, case, noise: tuple[float, float]) -> CaseResult:
+    """An arm's starts, each one capacity search of the CPU suite's case (its levels and limits)."""
+    (name, load) = next((n, lv) for n, lv in case.steps if lv.profile == "capacity")
+    limits = parse_limits(load.slo_limits, load.percentiles)
+    results = []
+    for i in range(starts):
+        server = BusyServer(seqs, load.output_tokens, rng, *noise)
+        found = search(load.concurrency_levels, limits, server, load.cliff_factor)
+        derived = {f"{name}/{k}": v for k, v in found.derived().items()}
+        results.append(StartResult(i, StartupFacts(vllm_version="test"), [], None, 0.0, derived=derived))
+    return CaseResult(case.id, ServerConfig(model="m"), load, results)
+
+
+def _ab_sessions(seqs_b: int, sessions: int, seed: int, noise: tuple[float, float]) -> tuple[Counter, Counter]:
+    """Verdicts of capacity_at_slo for the CPU case's arms (8 slots vs ``seqs_b``), looking after every round as
+    an A/B run does, until decided or the case's budget is spent; and how many starts per arm each session took."""
+    case = _cpu_case()
+    gate = RegressionGate(Path("unused"), "cpu", gated_metrics=case.gate_metrics)
+    rng = np.random.default_rng(seed)
+    verdicts, spent = Counter(), Counter()
+    for _ in range(sessions):
+        budget: Budget = case.restarts
+        a, b = _arm(8, rng, budget.max_starts, case, noise), _arm(seqs_b, rng, budget.max_starts, case, noise)
+        monitor = Monitor(budget, stop_on_regressed=False)
+        for n in budget.looks:
+            first = [CaseResult(r.case_id, r.server, r.load, r.starts[:n]) for r in (a, b)]
+            monitor.look(n, gate.compare_arms("seqs2 vs seqs8", *first, case.suite, budget, 1))
+            if monitor.done:
+                break
+        (row,) = monitor.final()
+        assert row.metric.endswith("/capacity_at_slo")
+        verdicts[row.verdict] += 1
+        spent[n] += 1
+    return verdicts, spent
+
+
+@pytest.mark.parametrize(("noise", "found", "at_first_look"), [((0.2, 0.15), 0.97, 0.8), ((0.4, 0.3), 0.75, 0.45)])
+def test_the_cpu_suites_planted_change_is_regressed_on_a_busy_machine(noise, found, at_first_look) -> None:
+    """Two slots instead of eight cut capacity at the suite's SLO about threefold: with start-to-start and
+    level-to-level log-sds of 0.2 and 0.15 it reads REGRESSED nearly always, mostly after the first round of two
+    starts per arm; twice that noise (a machine shared with other jobs) still mostly, the third round paying."""
+    verdicts, spent = _ab_sessions(seqs_b=2, sessions=200, seed=15, noise=noise)
+    assert verdicts[Verdict.REGRESSED] >= found * 200, verdicts
+    assert spent[2] >= at_first_look * 200, spent
+
+
+@pytest.mark.parametrize("noise", [(0.2, 0.15), (0.4, 0.3)])
+def test_the_cpu_suites_capacity_gate_finds_nothing_in_an_a_a_run(noise) -> None:
+    """The same server on both arms: a finding either way is a false one, at most the 5% two-sided alpha."""
+    verdicts, _ = _ab_sessions(seqs_b=8, sessions=200, seed=16, noise=noise)
+    assert verdicts[Verdict.REGRESSED] + verdicts[Verdict.IMPROVED] <= 0.05 * 200, verdicts
