@@ -131,37 +131,6 @@ def run_start(
 Looks = Callable[[int, dict[str, "CaseResult"]], bool]
 
 
-def run_case(
-    case_id: str,
-    server_config: ServerConfig,
-    steps: Steps,
-    launcher: Launcher,
-    restarts: int,
-    log_dir: Path,
-    progress: Progress | None = None,
-    first_look: int | None = None,
-    stop: Looks | None = None,
-) -> CaseResult:
-    """Up to ``restarts`` rounds of: fresh server -> steps -> stop (see ``run_rounds``)."""
-    results = run_rounds(case_id, [("", server_config)], steps, launcher, restarts, log_dir, progress, first_look, stop)
-    return results[""]
-
-
-def run_ab(
-    case_id: str,
-    arms: Sequence[tuple[str, ServerConfig]],
-    steps: Steps,
-    launcher: Launcher,
-    restarts: int,
-    log_dir: Path,
-    progress: Progress | None = None,
-    first_look: int | None = None,
-    stop: Looks | None = None,
-) -> dict[str, CaseResult]:
-    """Interleaved arms: round i starts every arm once, in the listed order, each on a fresh server."""
-    return run_rounds(case_id, arms, steps, launcher, restarts, log_dir, progress, first_look, stop)
-
-
 def run_rounds(
     case_id: str,
     arms: Sequence[tuple[str, ServerConfig]],

@@ -182,7 +182,7 @@ def test_a_rejected_case_fails_before_any_server_starts(pytester: pytest.Pyteste
     (suites / "test_serving.py").write_text(
         "import pytest\nimport servegate.pytest.plugin as plugin\nSUITE = 'serving'\n\n"
         "def test_serving(case, bench, monkeypatch):\n"
-        "    monkeypatch.setattr(plugin, 'run_case',\n"
+        "    monkeypatch.setattr(plugin, 'run_rounds',\n"
         "                        lambda case_id, *a, **k: pytest.fail(f'server started: {case_id}'))\n"
         "    bench.run(case)\n"
     )

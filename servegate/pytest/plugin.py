@@ -37,7 +37,7 @@ from servegate.regression import BaselineRefused, RegressionGate, planned_rows
 from servegate.report.html import write_html_report
 from servegate.report.terminal import render_session
 from servegate.results import case_document, load_results, session_document, write_results
-from servegate.runner import CaseResult, StartResult, run_ab, run_case, run_start
+from servegate.runner import CaseResult, StartResult, run_rounds, run_start
 from servegate.sequential import Budget, BudgetError
 from servegate.shard import Shard
 from servegate.stats import DEFAULT_TOLERANCE
@@ -402,9 +402,9 @@ class BenchSession:
             return monitor.done
 
         restarts = budget.max_starts if (self.update_baselines or baseline is not None) else budget.min_starts
-        result = run_case(
+        result = run_rounds(
             case.id,
-            case.server,
+            [("", case.server)],
             self.scaled_steps(case),
             self.launcher(),
             restarts,
@@ -412,7 +412,7 @@ class BenchSession:
             self.progress,
             first_look=budget.looks[0],
             stop=stop if baseline is not None else None,
-        )
+        )[""]
         self.conclude(case, result, monitor if baseline is not None else None)
         return result
 
@@ -459,7 +459,7 @@ class BenchSession:
 
     def compare_arms(self, case: Case, a: CaseResult, b: CaseResult) -> list[Comparison]:
         """Arm ``b`` against arm ``a`` (the first), as two-sided rows (reported with the case, never failing it):
-        the sequential run's final rows when ``run_ab`` looked, else one look at the starts made."""
+        the sequential run's final rows when ``run_rounds`` looked, else one look at the starts made."""
         monitor = self._ab_monitors.get(case.id)
         config_id = f"{case.id}: {_arm_name(b)} vs {_arm_name(a)}"
         rows = [r for r in monitor.final() if r.config_id == config_id] if monitor is not None else []
@@ -492,7 +492,7 @@ class BenchSession:
             self.progress(monitor.progress_line(case.id))
             return monitor.done
 
-        results = run_ab(
+        results = run_rounds(
             case.id,
             case.arms,
             self.scaled_steps(case),
