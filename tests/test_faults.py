@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 import servegate.launch.local as local
+from fixtures.processes import wait_gone
 from servegate.baseline import atomic_write_text
 from servegate.config import LoadConfig, ServerConfig
 from servegate.launch.base import ServerStartError
@@ -46,26 +47,6 @@ http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 
 
 CONFIG = ServerConfig(model="fake-model", name="fake", startup_timeout_s=20.0)
-
-
-def dead(pid: int) -> bool:
-    """Gone or a zombie (a zombie runs nothing)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat[stat.rindex(")") + 2] == "Z"
-
-
-def wait_dead(pid: int, seconds: float = 15.0) -> bool:
-    import time
-
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if dead(pid):
-            return True
-        time.sleep(0.1)
-    return False
 
 
 @pytest.fixture
@@ -150,7 +131,7 @@ def test_server_killed_inside_the_context_stops_cleanly(tmp_path: Path) -> None:
     """SIGKILL of the server while a run holds it: leaving the context must not raise on the dead process."""
     with ScriptLauncher(HEALTHY).start(CONFIG, tmp_path) as server:
         os.kill(server.pid, signal.SIGKILL)
-        assert wait_dead(server.pid)
+        assert wait_gone(server.pid)
         assert not server.is_alive()
     # no exception from the stop path; and nothing of the group is left
     assert local._group_pids(server.pid) == []

@@ -6,14 +6,14 @@ cannot be made to take on demand (see tests/test_vllm_integration.py for the rea
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
 import pytest
 
+from fixtures.processes import wait_gone
 from servegate.config import ServerConfig
-from servegate.launch.base import ServerStartError
+from servegate.launch.base import ServerStartError, process_running
 from servegate.launch.local import LocalProcessLauncher
 from servegate.testing.fakes import ScriptLauncher
 
@@ -30,25 +30,6 @@ class H(http.server.BaseHTTPRequestHandler):
 print("GPU KV cache size: 4,096 tokens", flush=True)
 http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 """
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # a zombie is dead for our purpose
-    stat = Path(f"/proc/{pid}/stat")
-    return not (stat.exists() and stat.read_text().split()[2] == "Z")
-
-
-def wait_dead(pid: int, seconds: float = 10.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if not alive(pid):
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def test_exit_during_start_raises_with_log_tail(tmp_path: Path) -> None:
@@ -85,13 +66,13 @@ def test_whole_group_stopped_on_normal_exit_and_on_exception(tmp_path: Path) -> 
         child = int(
             next(line for line in server.log_path.read_text().splitlines() if line.startswith("CHILD_PID")).split()[1]
         )
-        assert alive(child)
-    assert wait_dead(leader) and wait_dead(child), "server or its child outlived the context"
+        assert process_running(child)
+    assert wait_gone(leader) and wait_gone(child), "server or its child outlived the context"
 
     with pytest.raises(RuntimeError, match="test failure"), launcher.start(CONFIG, tmp_path) as server:
         leader = server.pid
         raise RuntimeError("test failure")
-    assert wait_dead(leader)
+    assert wait_gone(leader)
 
 
 def test_keyboard_interrupt_stops_the_server(tmp_path: Path) -> None:
@@ -99,7 +80,7 @@ def test_keyboard_interrupt_stops_the_server(tmp_path: Path) -> None:
     with pytest.raises(KeyboardInterrupt), launcher.start(CONFIG, tmp_path) as server:
         leader = server.pid
         raise KeyboardInterrupt
-    assert wait_dead(leader)
+    assert wait_gone(leader)
 
 
 def test_command_and_environment() -> None:
