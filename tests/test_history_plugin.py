@@ -4,10 +4,10 @@ trend in `servegate history`. A history database that cannot be used is reported
 from __future__ import annotations
 
 import json
-import textwrap
 
 import pytest
 
+from fixtures.projects import plugin_project
 from servegate.cli import main
 from servegate.testing.fakes import FAKE_SUITE_MODULE
 
@@ -15,21 +15,15 @@ pytest_plugins = ["pytester"]
 
 
 def make_project(pytester: pytest.Pytester) -> None:
-    pytester.makeconftest('pytest_plugins = ["servegate.pytest.plugin"]')
-    suites = pytester.mkdir("suites")
-    (suites / "serving.yaml").write_text(
-        textwrap.dedent(
-            """
-            hardware: cpu
-            suites:
-              serving:
-                restarts: 2
-                servers: [{model: some/model}]
-                loads: [{concurrency: 1, num_requests: 4}]
-            """
-        )
-    )
-    (suites / "test_serving.py").write_text(FAKE_SUITE_MODULE)
+    suite = """
+        hardware: cpu
+        suites:
+          serving:
+            restarts: 2
+            servers: [{model: some/model}]
+            loads: [{concurrency: 1, num_requests: 4}]
+        """
+    plugin_project(pytester, suite, FAKE_SUITE_MODULE)
 
 
 def test_two_runs_make_a_two_point_trend(

@@ -9,11 +9,11 @@ is planted 30% slower than its baseline so the verdicts include a REGRESSED one.
 from __future__ import annotations
 
 import json
-import textwrap
 from pathlib import Path
 
 import pytest
 
+from fixtures.projects import plugin_project
 from servegate import junit_verdict
 from servegate.cli import main
 from servegate.history.store import HistoryStore
@@ -43,21 +43,15 @@ def test_serving(case, bench):
 
 
 def make_project(pytester: pytest.Pytester) -> None:
-    pytester.makeconftest('pytest_plugins = ["servegate.pytest.plugin"]')
-    suites = pytester.mkdir("suites")
-    (suites / "serving.yaml").write_text(
-        textwrap.dedent(
-            """
-            hardware: cpu
-            suites:
-              serving:
-                restarts: 3
-                servers: [{model: some/model-a}, {model: some/model-b}]
-                loads: [{concurrency: 1, num_requests: 4}, {concurrency: 2, num_requests: 4}]
-            """
-        )
-    )
-    (suites / "test_serving.py").write_text(GATED_MODULE)
+    suite = """
+        hardware: cpu
+        suites:
+          serving:
+            restarts: 3
+            servers: [{model: some/model-a}, {model: some/model-b}]
+            loads: [{concurrency: 1, num_requests: 4}, {concurrency: 2, num_requests: 4}]
+        """
+    plugin_project(pytester, suite, GATED_MODULE)
 
 
 def run(pytester: pytest.Pytester, results: str, *args: str) -> pytest.RunResult:
