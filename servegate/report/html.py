@@ -587,7 +587,6 @@ def render_capacity(case: Mapping[str, Any]) -> str:
         step = key.rsplit("/", 1)[0] + "/" if "/" in key else ""
         s = (case.get("stats") or {}).get(f"{step}capacity_at_slo") or {}
         limits = starts[0][1].get("limits") or []
-        first = limits[0].split() if limits else []
         rows = [
             (
                 esc(i + 1),
@@ -601,21 +600,19 @@ def render_capacity(case: Mapping[str, Any]) -> str:
             )
             for i, f in starts
         ]
-        chart = ""
-        if len(first) == 3 and first[0].endswith("_ms"):
-            metric, bound = first[0], float(first[2])
+        capacity_ci = (s.get("mean", math.nan), s.get("ci_low", math.nan), s.get("ci_high", math.nan))
+        charts = []
+        for metric, bound in _binding_limits(case, [i for i, _ in starts], step, limits):
             per_start = [sorted(_level_values(case, i, step, metric).items()) for i, _ in starts]
-            chart = img(
-                plots.capacity_chart(
-                    per_start,
-                    metric,
-                    bound,
-                    (s.get("mean", math.nan), s.get("ci_low", math.nan), s.get("ci_high", math.nan)),
-                    f"Capacity under {', '.join(limits)}",
-                ),
-                "capacity chart",
-                "wide",
+            title = (
+                f"{metric} <= {fmt(bound)} (of {', '.join(limits)})"
+                if len(limits) > 1
+                else f"Capacity under {limits[0]}"
             )
+            charts.append(
+                img(plots.capacity_chart(per_start, metric, bound, capacity_ci, title), "capacity chart", "wide")
+            )
+        chart = "".join(charts)
         parts.append(
             f"<h3>Capacity under the SLO{(' (' + esc(step.rstrip('/')) + ')') if step else ''}</h3>"
             f'<p class="note">limits: {esc(", ".join(limits))}. capacity_at_slo (gated, higher is better): '
@@ -627,6 +624,31 @@ def render_capacity(case: Mapping[str, Any]) -> str:
             )
         )
     return "".join(parts)
+
+
+def _binding_limits(
+    case: Mapping[str, Any], start_indexes: list[int], step: str, limits: list[str]
+) -> list[tuple[str, float]]:
+    """The limits worth a chart: those some start's measured levels break (they set the boundary), or the first
+    limit when none breaks. A chart of a limit that never came near its bound would hide why capacity is what it is."""
+    parsed = []
+    for text in limits:
+        parts = text.split()
+        if len(parts) == 3 and parts[1] == "<=":
+            try:
+                parsed.append((parts[0], float(parts[2])))
+            except ValueError:
+                continue
+    breaking = [
+        (metric, bound)
+        for metric, bound in parsed
+        if any(
+            isinstance(v, (int, float)) and v > bound
+            for i in start_indexes
+            for v in _level_values(case, i, step, metric).values()
+        )
+    ]
+    return breaking or parsed[:1]
 
 
 def render_pareto(case: Mapping[str, Any]) -> str:
@@ -719,6 +741,13 @@ def render_workload_levels(case: Mapping[str, Any], levels: list[dict[str, Any]]
         "power peak W",
         "tokens/J",
     ]
+    # One energy status shared by every row (e.g. "not measured: no GPU power meter on cpu ...") is said once, below.
+    energy_col = headers.index("energy")
+    statuses = {r[energy_col] for r in rows}
+    energy_note = ""
+    if len(statuses) == 1 and rows:
+        energy_note = f" Energy: {next(iter(statuses))}." if next(iter(statuses)) else ""
+        rows = [tuple("" if c == energy_col else v for c, v in enumerate(r)) for r in rows]
     # Only the columns this case has data for: a column of n/a is noise, a table of them is no section at all.
     keep = [0, 1, *(c for c in range(2, len(headers)) if any(r[c] not in ("", "n/a") for r in rows))]
     if len(keep) == 2:
@@ -730,7 +759,7 @@ def render_workload_levels(case: Mapping[str, Any], levels: list[dict[str, Any]]
         '<p class="note">Steady window: MSER-5 on per-request latency plus the in-flight ramp; "applied" levels '
         "are measured on the window only, "
         '"detected" ones report what trimming would remove. Rates are deltas of the server\'s /metrics counters '
-        "over the level; energy is GPU board power sampled with amd-smi / nvidia-smi.</p>"
+        f"over the level; energy is GPU board power sampled with amd-smi / nvidia-smi.{energy_note}</p>"
         + '<div class="scroll">'
         + table(headers, rows, 3)
         + "</div>"

@@ -115,7 +115,8 @@ def sweep_chart(
     """Metric vs load level with 95% CI bars; optional floor line and per-level status shading.
 
     ``log_y`` switches to a log axis only when the data spans > 30x, so the low-load levels and a floor line far
-    below them stay visible instead of being squashed onto the x axis by the saturated tail.
+    below them stay visible instead of being squashed onto the x axis by the saturated tail. Intervals wider than
+    ``WIDE_SPAN`` switch any chart to a log axis, where a wide interval stays a bar instead of flattening the lines.
     """
     fig = _fig()
     ax = fig.add_subplot()
@@ -144,7 +145,10 @@ def sweep_chart(
                 lw=0,
             )
     finite = [v for _, (means, _lo, _hi) in series.items() for v in _clean(means) if _finite(v) and v > 0]
-    if log_y and finite and max(finite) / min(finite) > 30:
+    # CI ends this far apart (2 starts: t = 12.7) would squash every line onto the x axis of a linear chart.
+    ends = [v for _, (_m, lows, highs) in series.items() for v in (*_clean(lows), *_clean(highs)) if _finite(v)]
+    wide = bool(ends) and min(ends) > 0 and max(ends) / min(ends) > WIDE_SPAN
+    if wide or (log_y and finite and max(finite) / min(finite) > 30):
         ax.set_yscale("log")
     else:
         ax.set_ylim(bottom=0)
