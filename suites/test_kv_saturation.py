@@ -9,7 +9,7 @@ from __future__ import annotations
 from fixtures.checks import assert_levels_succeeded
 
 SUITE = "kv_saturation"
-NEAR_FULL = 0.8  # the last level must drive the cache at least this full, or the suite did not test saturation
+NEAR_FULL = 0.8  # the last level must drive the cache at least this full (or preempt), or it did not test saturation
 
 
 def test_kv_saturation(case, bench) -> None:
@@ -35,8 +35,10 @@ def test_kv_saturation(case, bench) -> None:
     last = [row for row in rows if row["level"] == case.steps[-1][0]]
     missing = [row for row in last if row["kv_cache_usage_peak"] is None]
     assert not missing, f"/metrics gave no vllm:kv_cache_usage_perc during the last level: {missing}"
-    shallow = [row for row in last if row["kv_cache_usage_peak"] < NEAR_FULL]
+    # The peak is sampled (one /metrics scrape every interval), so on a busy machine a scrape can miss it; a
+    # preemption cannot be missed (a counter) and happens only when the cache had no room left: either proves it.
+    shallow = [row for row in last if row["kv_cache_usage_peak"] < NEAR_FULL and not row["preemptions"]]
     assert not shallow, (
-        f"the last level did not fill the KV cache to {NEAR_FULL:.0%} ({shallow}); raise concurrency or prompt "
-        f"length, or shrink kv_cache_memory_bytes in {case.source}"
+        f"the last level neither filled the KV cache to {NEAR_FULL:.0%} nor preempted a request ({shallow}); raise "
+        f"concurrency or prompt length, or shrink kv_cache_memory_bytes in {case.source}"
     )
