@@ -46,6 +46,11 @@ def is_share(metric: str) -> bool:
     return any(word in metric for word in SHARE_WORDS)
 
 
+def is_nonnegative(metric: str) -> bool:
+    """Latencies and throughputs: an interval below zero would claim what no measurement can be."""
+    return metric.endswith("_ms") or "throughput" in metric
+
+
 def stats_of(values: dict[str, list[float]], confidence: float = 0.95) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {}
     for metric, series in values.items():
@@ -60,6 +65,8 @@ def stats_of(values: dict[str, list[float]], confidence: float = 0.95) -> dict[s
             logs = estimate([math.log(v) for v in clean], confidence)
             factor = math.exp((logs.ci_high - logs.ci_low) / 2)
             low, high, method = est.mean / factor, est.mean * factor, "log-t ratio"
+        elif est.n > 1 and is_nonnegative(metric) and low < 0:
+            low, method = 0.0, "t, cut at 0"  # a zero start (e.g. ITL of coalesced tokens) rules out logs
         out[metric] = {
             "n": est.n,
             "mean": est.mean,

@@ -163,3 +163,7 @@ def test_latency_intervals_never_reach_below_zero() -> None:
     assert ttft["mean"] / ttft["ci_low"] == pytest.approx(ttft["ci_high"] / ttft["mean"])
     assert stats["success_rate"]["ci_low"] >= 0 and stats["success_rate"]["ci_high"] == 1.0
     assert stats["output_throughput"]["ci_low"] > 0
+    # a start whose ITL is 0 (tokens coalesced into one read) rules out logs: the plain interval is cut at zero
+    itl = stats_of({"itl_median_ms": [0.0, 5.0, 4.0, 3.0]})["itl_median_ms"]
+    assert estimate([0.0, 5.0, 4.0, 3.0]).ci_low < 0
+    assert itl["ci_method"] == "t, cut at 0" and itl["ci_low"] == 0.0 < itl["mean"] < itl["ci_high"]
