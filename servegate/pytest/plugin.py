@@ -12,6 +12,7 @@ import os
 import re
 import signal
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -547,7 +548,8 @@ class BenchSession:
     def write(self) -> Path | None:
         if not self.cases or self.is_xdist_worker:  # workers' cases reach the controller inside their reports
             return None
-        path = self.results_dir / f"results-{self.stamp}-{os.getpid()}.json"  # two sessions in one second
+        # Unique even for two sessions of one process in one second (in-process runs): the history keys on it.
+        path = self.results_dir / f"results-{self.stamp}-{os.getpid()}-{uuid.uuid4().hex[:6]}.json"
         hw = detected()
         env = {
             "hardware": hw.describe(),
