@@ -16,7 +16,7 @@ from typing import Any
 from servegate import __version__, merge
 from servegate.history import HistoryError
 from servegate.history import command as history_command
-from servegate.results import READABLE_VERSIONS, SCHEMA_VERSION, restore_non_finite, upgrade_document, validate_document
+from servegate.results import checked_document
 
 
 class ResultsFileError(Exception):
@@ -45,21 +45,10 @@ def load_document(path: Path) -> dict[str, Any]:
         raise ResultsFileError(
             f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}): {line[:120]!r}{hint}"
         ) from exc
-    if not isinstance(doc, dict) or "cases" not in doc:
-        raise ResultsFileError(f"{path}: not a servegate results document (no 'cases' key)")
-    found = doc.get("schema_version")
-    if found not in READABLE_VERSIONS:
-        raise ResultsFileError(
-            f"{path}: schema_version {found!r} found, this servegate ({__version__}) reads schema_version "
-            f"{SCHEMA_VERSION}; render it with the servegate version that wrote it ({doc.get('servegate_version')!r})"
-        )
-    problems = validate_document(upgrade_document(restore_non_finite(doc)))
-    if problems:
-        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
-        raise ResultsFileError(
-            f"{path}: not a servegate results document of the expected shape: {'; '.join(problems[:5])}{more}"
-        )
-    return doc
+    try:
+        return checked_document(doc, path)
+    except ValueError as exc:
+        raise ResultsFileError(str(exc)) from None
 
 
 def _report(args: argparse.Namespace) -> int:

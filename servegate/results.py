@@ -330,18 +330,26 @@ def upgrade_document(document: dict) -> dict:
     return document
 
 
-def load_results(path: Path) -> dict:
-    """A results document as written (non-finite numbers restored, version 1 upgraded), or ``ValueError`` naming
-    the file and key."""
-    doc = json.loads(path.read_text(encoding="utf-8"))
-    found = doc.get("schema_version") if isinstance(doc, dict) else None
+def checked_document(doc: Any, path: Path) -> dict:
+    """A parsed results document made ready for readers (non-finite numbers restored, version 1 upgraded), or
+    ``ValueError`` naming the file, the versions found and read, or the first keys of the wrong shape."""
+    if not isinstance(doc, dict) or "cases" not in doc:
+        raise ValueError(f"{path}: not a servegate results document (no 'cases' key)")
+    found = doc.get("schema_version")
     if found not in READABLE_VERSIONS:
         raise ValueError(
-            f"{path}: schema_version {found!r}, this servegate reads {', '.join(map(str, READABLE_VERSIONS))}"
+            f"{path}: schema_version {found!r} found, this servegate ({__version__}) reads schema_version "
+            f"{SCHEMA_VERSION}; render it with the servegate version that wrote it ({doc.get('servegate_version')!r})"
         )
-    restore_non_finite(doc)
-    upgrade_document(doc)
-    problems = validate_document(doc)
+    problems = validate_document(upgrade_document(restore_non_finite(doc)))
     if problems:
-        raise ValueError(f"{path}: not a servegate results document of this version: " + "; ".join(problems[:5]))
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise ValueError(
+            f"{path}: not a servegate results document of the expected shape: {'; '.join(problems[:5])}{more}"
+        )
     return doc
+
+
+def load_results(path: Path) -> dict:
+    """A results document as written and checked by ``checked_document``."""
+    return checked_document(json.loads(path.read_text(encoding="utf-8")), path)
