@@ -273,15 +273,18 @@ async def run_requests(
     stopped_early: str | None = None
     sent = 0
 
+    async def deliver(i: int, record: RequestRecord, session: aiohttp.ClientSession | None, text: bool) -> float:
+        """Request ``i`` into ``record``, over the raw pool or aiohttp; returns when its last byte arrived."""
+        if pool is not None:
+            return await _send_raw(pool, requests[i], record, load.request_timeout_s, text, load.ignore_eos)
+        assert session is not None
+        await send_one(session, url, bodies[i], record, load.request_timeout_s, text, load.ignore_eos)
+        return record.done_at
+
     async def send(i: int, session: aiohttp.ClientSession | None) -> float:
         nonlocal done
-        record = records[i]
         try:
-            if pool is not None:
-                return await _send_raw(pool, requests[i], record, load.request_timeout_s, collect_text, load.ignore_eos)
-            assert session is not None
-            await send_one(session, url, bodies[i], record, load.request_timeout_s, collect_text, load.ignore_eos)
-            return record.done_at
+            return await deliver(i, records[i], session, collect_text)
         finally:
             done += 1
             if on_progress is not None:
@@ -300,12 +303,7 @@ async def run_requests(
             # vllm bench serve's "initial single prompt test run": the first prompt once, unmeasured. It leaves one
             # open connection (the first wave opens the others inside its TTFT, as there) and the first prompt in
             # the prefix cache, so the first measured request is served as vllm bench's is.
-            probe = RequestRecord(-1, load.prompt_tokens, max_tokens[0], scheduled_at=0.0)
-            if pool is not None:
-                await _send_raw(pool, requests[0], probe, load.request_timeout_s, False, load.ignore_eos)
-            else:
-                assert session is not None
-                await send_one(session, url, bodies[0], probe, load.request_timeout_s, False, load.ignore_eos)
+            await deliver(0, RequestRecord(-1, load.prompt_tokens, max_tokens[0], scheduled_at=0.0), session, False)
         elif pool is not None and n:
             # Same connections a steady-state client would hold; bounded so an open-loop run cannot open thousands.
             await pool.prewarm(min(n, concurrency or 64, 2048))
