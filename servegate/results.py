@@ -1,13 +1,15 @@
-"""The session's results document: one schema-versioned JSON from which every report is rendered.
+"""The session's results file: the ``servegate.record.Session`` as one schema-versioned JSON, and the statistics
+and status labels the record carries, computed here once from the starts.
 
-It holds every case, every start's summary and startup facts, the statistics over starts and (when a gate ran)
-the verdicts. Secrets are masked before anything is written.
+``case_record`` turns a finished ``CaseResult`` into its ``Case``; ``write_results`` writes a ``Session`` with
+secrets masked; ``load_results`` reads one back into the same typed objects, so the terminal, the HTML report, the
+history and ``servegate merge`` all read the record, never a raw dict.
 
 The file is strict JSON (browsers' ``JSON.parse`` rejects ``NaN``): a number that is not finite (NaN: no data,
 e.g. a level without a successful request) is written as null and its place listed under ``non_finite`` with the
 reason; ``load_results`` restores exactly those places, so readers see the floats the run produced. Loading
-also checks the shape every renderer relies on (``validate_document``), so a file of another shape is a clear
-error naming the key instead of a KeyError inside a report.
+also validates the file against the record (``validate_document``), so a file of another shape is a clear error
+naming the place instead of a KeyError inside a report.
 
 Each multi-request metric's interval is the one a reader can take literally: for positive quantities (latencies,
 throughputs) a t interval on the logs of the per-start values, as a ratio around the mean (``mean / f`` to
@@ -28,10 +30,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
 from servegate import __version__
 from servegate.baseline import atomic_write_text
+from servegate.record import Case, Level, Session
 from servegate.redact import redact_env, redact_obj
 from servegate.runner import CaseResult
 from servegate.stats import estimate
@@ -110,53 +113,60 @@ def case_status(starts: list[dict[str, Any]], stats: dict[str, dict[str, Any]], 
     return {s.label: s.to_dict() for s in statuses}
 
 
-def case_document(case_id: str, suite: str, hardware: str, result: CaseResult, extra: dict | None = None) -> dict:
+def case_record(case_id: str, suite: str, hardware: str, result: CaseResult, **extra: Any) -> Case:
+    """The record of a finished case: its starts as measured, and what is computed over them once (statistics,
+    status labels). ``extra`` sets further fields of ``Case`` (gate rows, arm, correctness, ...)."""
     server = asdict(result.server)
     server["env"] = redact_env(dict(result.server.env))
-    document: dict[str, Any] = {
-        "id": case_id,
-        "suite": suite,
-        "hardware": hardware,
-        "server": server,
-        "server_id": result.server.id,
-        "load": asdict(result.load),
-        "load_id": result.load.id,
-        "starts": [
-            {
-                "index": s.start_index,
-                "facts": s.facts.to_dict(),
-                "levels": [
-                    {"label": lv.label, "concurrency": lv.concurrency, "rate": lv.rate, "summary": lv.summary.to_dict()}
-                    for lv in s.levels
-                ],
-                "warmup_s": s.warmup_s,
-                "derived": s.derived,
-                "findings": s.findings,
-                "log_path": s.log_path,
-                "server_lost": s.server_lost,
-            }
-            for s in result.starts
-        ],
-        "values": result.values(),
-        **(extra or {}),
-    }
-    document["stats"] = stats_of(document["values"])
-    document["status"] = case_status(document["starts"], document["stats"], result.load.profile)
-    return document
+    starts = [
+        {
+            "index": s.start_index,
+            "facts": s.facts,
+            "levels": [Level(label=lv.label, concurrency=lv.concurrency, rate=lv.rate, summary=lv.summary) for lv in s.levels],
+            "warmup_s": s.warmup_s,
+            "derived": s.derived,
+            "findings": s.findings,
+            "log_path": s.log_path,
+            "server_lost": s.server_lost,
+        }
+        for s in result.starts
+    ]
+    values = result.values()
+    stats = stats_of(values)
+    status = case_status(
+        [{"levels": [{"label": lv.label, "concurrency": lv.concurrency} for lv in s.levels]} for s in result.starts],
+        stats,
+        result.load.profile,
+    )
+    return Case(
+        id=case_id,
+        suite=suite,
+        hardware=hardware,
+        server=server,
+        server_id=result.server.id,
+        load=asdict(result.load),
+        load_id=result.load.id,
+        starts=starts,
+        values=values,
+        stats=stats,
+        status=status,
+        **extra,
+    )
 
 
-def session_document(cases: list[dict], environment: dict[str, Any]) -> dict:
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "servegate_version": __version__,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "environment": environment,
-        "cases": cases,
-    }
+def session_record(cases: list[Case], environment: dict[str, Any]) -> Session:
+    return Session(
+        schema_version=SCHEMA_VERSION,
+        servegate_version=__version__,
+        created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        environment=environment,
+        cases=cases,
+    )
 
 
-def write_results(path: Path, document: dict) -> Path:
+def write_results(path: Path, session: Session) -> Path:
     """Atomic, so a crash or a full disk never leaves a half-written results file behind."""
+    document = session.model_dump(exclude={"non_finite"})
     strict = finite_json(redact_obj(json.loads(json.dumps(document, default=_jsonable))))
     text = json.dumps(strict, indent=2, sort_keys=False, allow_nan=False)
     try:
@@ -222,88 +232,10 @@ def restore_non_finite(document: dict) -> dict:
     return document
 
 
-# The shape the terminal table, the HTML report and the bench bridge read; everything else is optional.
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-
-class _Level(_Model):
-    label: str
-    summary: dict[str, Any]
-
-
-class _Start(_Model):
-    levels: list[_Level]
-    facts: dict[str, Any]
-
-
-class _Stat1(_Model):
-    mean: float
-    ci_low: float
-    ci_high: float
-    cov: float
-    n: int
-
-
-class _Stat(_Stat1):
-    ci_method: str
-
-
-class _LevelStatus(_Model):
-    phase: str
-    status: str
-    p99_vs_baseline: float | None
-    gain_vs_previous: float | None
-    saturation_onset: bool
-
-
-class _Correctness(_Model):
-    prompts: list[str]
-    outputs: list[str]
-    starts: int
-    across_starts: list[str]
-    golden_status: str
-    golden_mismatches: list[str]
-
-
-class _GateRow(_Model):
-    metric: str
-    verdict: str
-    reason: str
-
-
-class _Case1(_Model):
-    id: str
-    suite: str
-    starts: list[_Start]
-    values: dict[str, list[float]]
-    stats: dict[str, _Stat1]
-    gate: list[_GateRow] = []
-    ab: list[_GateRow] = []
-
-
-class _Case(_Case1):
-    stats: dict[str, _Stat]
-    status: dict[str, _LevelStatus]
-    correctness: _Correctness | None = None
-
-
-class _Document1(_Model):
-    schema_version: int
-    cases: list[_Case1]
-
-
-class _Document(_Model):
-    schema_version: int
-    cases: list[_Case]
-
-
 def validate_document(document: Any) -> list[str]:
-    """Every place where ``document`` does not have the shape reports read (version 1's shape for a version-1
-    file), as ``cases[0].starts: <problem>``."""
-    model = _Document1 if isinstance(document, dict) and document.get("schema_version") == 1 else _Document
+    """Every place where ``document`` (parsed JSON) is not a ``Session`` record, as ``cases[0].starts: <problem>``."""
     try:
-        model.model_validate(document)
+        Session.model_validate(document)
     except ValidationError as exc:
         return [
             "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"]).lstrip(".")
@@ -316,23 +248,24 @@ def validate_document(document: Any) -> list[str]:
 def upgrade_document(document: dict) -> dict:
     """A version-1 document in version 2's shape (in place): intervals and status labels computed as version 2
     computes them, from the per-start values the file kept. Other versions are left for the caller to refuse."""
-    if document.get("schema_version") != 1 or validate_document(document):
+    if document.get("schema_version") != 1 or not isinstance(document.get("cases"), list):
         return document  # another version, or not even version 1's shape: validation says where
-    for case in document.get("cases") or []:
-        if not isinstance(case, dict) or not isinstance(case.get("values"), dict):
-            continue
-        case["stats"] = stats_of(case["values"])
-        profile = str((case.get("load") or {}).get("profile", "concurrent"))
-        case.pop("phases", None)  # version 1's progressive suite wrote its own labels; 2 computes them here
-        case["status"] = case_status(case.get("starts") or [], case["stats"], profile)
+    for case in document["cases"]:
+        try:
+            case["stats"] = stats_of(case["values"])
+            profile = str((case.get("load") or {}).get("profile", "concurrent"))
+            case.pop("phases", None)  # version 1's progressive suite wrote its own labels; 2 computes them here
+            case["status"] = case_status(case.get("starts") or [], case["stats"], profile)
+        except (AttributeError, KeyError, TypeError, ValueError):
+            continue  # not version 1's shape either: validation names the place
     document["schema_version"] = SCHEMA_VERSION
     document["upgraded_from_schema"] = 1
     return document
 
 
-def checked_document(doc: Any, path: Path) -> dict:
-    """A parsed results document made ready for readers (non-finite numbers restored, version 1 upgraded), or
-    ``ValueError`` naming the file, the versions found and read, or the first keys of the wrong shape."""
+def checked_document(doc: Any, path: Path) -> Session:
+    """A parsed results document as a ``Session`` (non-finite numbers restored, version 1 upgraded), or
+    ``ValueError`` naming the file, the versions found and read, or the first places of the wrong shape."""
     if not isinstance(doc, dict) or "cases" not in doc:
         raise ValueError(f"{path}: not a servegate results document (no 'cases' key)")
     found = doc.get("schema_version")
@@ -341,15 +274,16 @@ def checked_document(doc: Any, path: Path) -> dict:
             f"{path}: schema_version {found!r} found, this servegate ({__version__}) reads schema_version "
             f"{SCHEMA_VERSION}; render it with the servegate version that wrote it ({doc.get('servegate_version')!r})"
         )
-    problems = validate_document(upgrade_document(restore_non_finite(doc)))
+    document = upgrade_document(restore_non_finite(doc))
+    problems = validate_document(document)
     if problems:
         more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
         raise ValueError(
             f"{path}: not a servegate results document of the expected shape: {'; '.join(problems[:5])}{more}"
         )
-    return doc
+    return Session.model_validate(document)
 
 
-def load_results(path: Path) -> dict:
-    """A results document as written and checked by ``checked_document``."""
+def load_results(path: Path) -> Session:
+    """A results file as the ``Session`` it records, checked by ``checked_document``."""
     return checked_document(json.loads(path.read_text(encoding="utf-8")), path)
