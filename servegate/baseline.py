@@ -25,7 +25,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from servegate.redact import MASK, is_secret_name, redact_obj
 
@@ -355,17 +355,28 @@ def config_hash(server: dict[str, Any], load: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def config_diff(baseline: Baseline, server: ServerConfig, load: LoadConfig) -> list[str]:
-    """Every setting that differs between the baseline's run and this one, as ``load.num_requests: 64 → 32``
-    (baseline value first); empty when they were measured under the same configuration."""
+class SettingChange(NamedTuple):
+    """One setting measured differently: its dotted path, the baseline's value and this run's."""
+
+    path: str
+    baseline: Any
+    current: Any
+
+    def __str__(self) -> str:
+        return f"{self.path}: {_show_value(self.baseline)} → {_show_value(self.current)}"
+
+
+def config_diff(baseline: Baseline, server: ServerConfig, load: LoadConfig) -> list[SettingChange]:
+    """Every setting that differs between the baseline's run and this one (shown as ``load.num_requests: 64 → 32``,
+    baseline value first); empty when they were measured under the same configuration. An absent setting is
+    the string ``"absent"``."""
     current = effective_config(server, load)
     out = []
     for part, stored in (("server", baseline.server), ("load", baseline.load)):
         now = current[part]
         for key in sorted(set(stored) | set(now)):
             if stored.get(key, "absent") != now.get(key, "absent"):
-                was, new = _show_value(stored.get(key, "absent")), _show_value(now.get(key, "absent"))
-                out.append(f"{part}.{key}: {was} → {new}")
+                out.append(SettingChange(f"{part}.{key}", stored.get(key, "absent"), now.get(key, "absent")))
     return out
 
 

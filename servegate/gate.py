@@ -26,8 +26,9 @@ from typing import Literal
 
 from scipy import stats as sps
 
-from servegate.baseline import Baseline, Fingerprint, blocking_mismatch, fingerprint_mismatch
+from servegate.baseline import Baseline, Fingerprint, SettingChange, blocking_mismatch, fingerprint_mismatch
 from servegate.metrics import direction_of
+from servegate.record import GateRow
 from servegate.sequential import (
     INCONCLUSIVE_CODE,
     OK_CODE,
@@ -81,6 +82,7 @@ class Comparison:
     alpha: float = DEFAULT_ALPHA
     two_sided: bool = False
     notes: tuple[str, ...] = ()  # non-blocking fingerprint differences (vLLM version, driver, ...)
+    config_diff: tuple[SettingChange, ...] = ()  # NOT COMPARED: the settings the baseline was measured under
     test: RatioTest | None = None
 
     @property
@@ -91,12 +93,13 @@ class Comparison:
     def decided(self) -> bool:
         return self.verdict is not Verdict.INCONCLUSIVE
 
-    def to_dict(self) -> dict[str, object]:
-        """JSON-ready (for the results document): the row without the internal test object."""
+    def to_row(self) -> GateRow:
+        """The row as the results record keeps it: without the internal test object, non-finite numbers None."""
         out = {k: v for k, v in self.__dict__.items() if k != "test"}
         out["verdict"] = self.verdict.value
         out["notes"] = list(self.notes)
-        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in out.items()}
+        out["config_diff"] = {c.path: {"baseline": c.baseline, "current": c.current} for c in self.config_diff}
+        return GateRow(**{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in out.items()})
 
 
 def gated_keys(values: Mapping[str, Sequence[float]], gated_metrics: Iterable[str]) -> list[str]:
@@ -260,7 +263,7 @@ class Monitor:
         return self.stop_on_regressed and any(r.verdict is Verdict.REGRESSED for r in rows)
 
     def progress_line(self, case_id: str) -> str:
-        """"look 3: 4 decided, 1 open, next start 4/12" (or why it stops)."""
+        """ "look 3: 4 decided, 1 open, next start 4/12" (or why it stops)."""
         last = self.looks[-1]
         n = int(last["n"])  # type: ignore[arg-type]
         counts = ", ".join(f"{k} {v}" for k, v in last["verdicts"].items())  # type: ignore[union-attr]

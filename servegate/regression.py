@@ -18,6 +18,7 @@ from servegate.baseline import (
     UNREAD,
     Baseline,
     Fingerprint,
+    SettingChange,
     baseline_path,
     config_diff,
     effective_config,
@@ -84,9 +85,9 @@ class RegressionGate:
         """The stored baseline, None when there is none; a corrupted one raises ``BaselineError`` naming the file."""
         return find_baseline(self.baselines_dir, self.hardware_id, suite, case_id)
 
-    def mismatch(self, baseline: Baseline, server: ServerConfig, load: LoadConfig) -> list[str]:
-        """The settings in which ``baseline`` was measured differently (``field: then -> now``); empty when it can be
-        compared with a run of ``server`` under ``load``."""
+    def mismatch(self, baseline: Baseline, server: ServerConfig, load: LoadConfig) -> list[SettingChange]:
+        """The settings in which ``baseline`` was measured differently; empty when it can be compared with a run of
+        ``server`` under ``load``."""
         return config_diff(baseline, server, load)
 
     def missing(self, suite: str, case_id: str) -> list[Comparison]:
@@ -120,8 +121,9 @@ class RegressionGate:
                     case_id,
                     "*",
                     Verdict.NOT_COMPARED,
-                    "not compared: the baseline was measured under another configuration: " + "; ".join(diff),
+                    "not compared: the baseline was measured under another configuration: " + "; ".join(map(str, diff)),
                     tolerance=self.tolerance,
+                    config_diff=tuple(diff),
                 )
             ]
         else:

@@ -122,7 +122,9 @@ def case_record(case_id: str, suite: str, hardware: str, result: CaseResult, **e
         {
             "index": s.start_index,
             "facts": s.facts,
-            "levels": [Level(label=lv.label, concurrency=lv.concurrency, rate=lv.rate, summary=lv.summary) for lv in s.levels],
+            "levels": [
+                Level(label=lv.label, concurrency=lv.concurrency, rate=lv.rate, summary=lv.summary) for lv in s.levels
+            ],
             "warmup_s": s.warmup_s,
             "derived": s.derived,
             "findings": s.findings,

@@ -233,7 +233,7 @@ def test_identity_hash_and_diff_cover_what_changes_the_numbers(tmp_path: Path) -
         ),
     }
     for expected, (srv, ld) in changes.items():
-        assert config_diff(stored, srv, ld) == [expected]
+        assert [str(change) for change in config_diff(stored, srv, ld)] == [expected]
         current = effective_config(srv, ld)
         assert config_hash(current["server"], current["load"]) != stored.config_hash
 

@@ -12,6 +12,7 @@ from types import SimpleNamespace
 import pytest
 
 from servegate.pytest.bench_bridge import benchmark_name, benchmark_value, record_benchmarks
+from servegate.record import Case
 
 pytest_plugins = ["pytester"]
 
@@ -19,6 +20,7 @@ CASE = "cpu/tiny-llama/c8-in128-out64"
 TEST_FILE = f'''
 import os
 from servegate.pytest.bench_bridge import benchmark_session_of, record_benchmarks
+from servegate.record import Case
 
 def test_case(request):
     slow = float(os.environ.get("SLOWDOWN", "1"))
@@ -31,10 +33,18 @@ def test_case(request):
         "ttft_p99_ms": [150.0, 151.0, 149.0],
     }}
     records = record_benchmarks(
-        benchmark_session_of(request.config), request.node, "{CASE}", values, machine={{"gpu": "fake MI300X"}}
+        benchmark_session_of(request.config),
+        request.node,
+        Case.model_construct(id="{CASE}", values=values),
+        machine={{"gpu": "fake MI300X"}},
     )
     assert len(records) == 5
 '''
+
+
+def _case(values: dict[str, list[float]]) -> Case:
+    """A case record with only what the bridge reads (its id and per-start values)."""
+    return Case.model_construct(id=CASE, values=values)
 
 
 def test_values_are_stored_as_seconds_lower_is_better() -> None:
@@ -42,13 +52,13 @@ def test_values_are_stored_as_seconds_lower_is_better() -> None:
     assert benchmark_value("c4/output_throughput", 200.0) == pytest.approx(0.005)
     assert benchmark_name("ttft_median_ms") == "ttft_median"
     assert benchmark_name("c4/output_throughput") == "c4/1/output_throughput"
-    assert record_benchmarks(None, None, CASE, {"ttft_median_ms": [1.0]}) == []
+    assert record_benchmarks(None, None, _case({"ttft_median_ms": [1.0]})) == []
 
 
 def test_records_carry_per_start_values_not_wall_times() -> None:
     session = SimpleNamespace(benchmarks=[])
     values = {"ttft_median_ms": [100.0, 120.0, float("nan")], "output_throughput": [500.0, 400.0], "x": [1.0]}
-    records = record_benchmarks(session, None, CASE, values, machine={"gpu": "g"})
+    records = record_benchmarks(session, None, _case(values), machine={"gpu": "g"})
     assert session.benchmarks == records and len(records) == 2
     ttft = records[0].as_dict()
     assert ttft["group"] == CASE and ttft["fullname"] == f"{CASE}::ttft_median"

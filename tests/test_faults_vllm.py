@@ -32,7 +32,7 @@ from servegate.launch.local import LocalProcessLauncher, listener_in_group
 from servegate.load.measure import measure
 from servegate.load.prompts import ServerTokenizer
 from servegate.load.server_metrics import Scraper
-from servegate.results import case_document, session_document, write_results
+from servegate.results import case_record, session_record, write_results
 from servegate.runner import CaseResult, StartResult
 
 pytestmark = pytest.mark.vllm
@@ -148,8 +148,8 @@ def test_port_taken_then_server_killed_mid_run(tmp_path: Path, monkeypatch: pyte
     log_text = log_path.read_text()
     assert FAKE_TOKEN not in log_text
     start = StartResult(0, facts, result["m"].levels, str(log_path), 0.0)
-    doc = case_document("cpu/tiny-llama/kill", "faults", "cpu", CaseResult("kill", config, load, [start]))
-    path = write_results(tmp_path / "results.json", session_document([doc], {"env": dict(os.environ)}))
+    case = case_record("cpu/tiny-llama/kill", "faults", "cpu", CaseResult("kill", config, load, [start]))
+    path = write_results(tmp_path / "results.json", session_record([case], {"env": dict(os.environ)}))
     text = path.read_text()
     assert FAKE_TOKEN not in text and '"HF_TOKEN": "***"' in text
 

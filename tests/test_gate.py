@@ -260,5 +260,5 @@ def test_rows_serialize_without_nan() -> None:
     import json
 
     rows = evaluate({"output_throughput": [1.0]}, _baseline(), gated_metrics=["output_throughput"])
-    doc = json.dumps([c.to_dict() for c in rows], allow_nan=False)
+    doc = json.dumps([c.to_row().model_dump() for c in rows], allow_nan=False)
     assert '"verdict": "NOT COMPARED"' in doc

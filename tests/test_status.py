@@ -121,49 +121,24 @@ def test_progressive_labels_skip_warmup_and_stress_as_previous_level() -> None:
     assert got[4].to_dict()["status"] == "SATURATED"
 
 
-def test_the_results_document_stores_the_labels_the_reports_show() -> None:
-    """Status is decided once, into the document; the terminal prints the stored label, whatever it says."""
+def test_the_results_record_stores_the_labels_the_reports_show() -> None:
+    """Status is decided once, into the record; the terminal prints the stored label, whatever it says."""
+    from servegate.config import LoadConfig, ServerConfig
+    from servegate.launch.base import StartupFacts
+    from servegate.load.measure import LevelResult
     from servegate.report.terminal import render_case
-    from servegate.results import case_status, stats_of
+    from servegate.results import case_record
+    from servegate.runner import CaseResult, StartResult
+    from servegate.testing.fakes import fake_start
 
-    values = {
-        f"{lv}/{m}": [v, v * 1.01]
-        for lv, (p99, thr) in {"c1": (100.0, 10.0), "c4": (300.0, 30.0)}.items()
-        for m, v in (("e2el_p99_ms", p99), ("total_token_throughput", thr), ("success_rate", 1.0))
-    }
-    starts = [
-        {
-            "facts": {},
-            "levels": [
-                {"label": "c1", "concurrency": 1, "summary": {}},
-                {"label": "c4", "concurrency": 4, "summary": {}},
-            ],
-        }
-    ] * 2
-    stats = stats_of(values)
-    status = case_status(starts, stats, "concurrent")
-    assert status["c1"]["phase"] == "BASELINE" and status["c4"]["status"] == "DEGRADED"
-    case = {"id": "x", "suite": "s", "starts": starts, "values": values, "stats": stats, "status": status}
-    assert any(line.rstrip().endswith("DEGRADED SCALING") for line in render_case(case))
-    case["status"] = {**status, "c4": {**status["c4"], "status": "FAILING"}}
-    assert any(line.rstrip().endswith("FAILING SCALING") for line in render_case(case))
+    def start(index: int) -> StartResult:
+        c1 = fake_start(index, 1.0).levels[0]
+        c4 = LevelResult("c4", 4, None, fake_start(index, 3.0).levels[0].summary)  # p99 3x the BASELINE's
+        return StartResult(index, StartupFacts(), [c1, c4], None, 0.0)
 
-
-def test_latency_intervals_never_reach_below_zero() -> None:
-    """Two starts of a skewed latency: the t interval would go far below zero, the log-scale one stays positive
-    and brackets the mean by the same factor on both sides; shares stay within [0, 1]."""
-    from servegate.results import stats_of
-    from servegate.stats import estimate
-
-    values = {"ttft_p99_ms": [40.0, 400.0], "success_rate": [0.9, 1.0], "output_throughput": [100.0, 130.0]}
-    assert estimate(values["ttft_p99_ms"]).ci_low < 0
-    stats = stats_of(values)
-    ttft = stats["ttft_p99_ms"]
-    assert ttft["ci_method"] == "log-t ratio" and 0 < ttft["ci_low"] < ttft["mean"] < ttft["ci_high"]
-    assert ttft["mean"] / ttft["ci_low"] == pytest.approx(ttft["ci_high"] / ttft["mean"])
-    assert stats["success_rate"]["ci_low"] >= 0 and stats["success_rate"]["ci_high"] == 1.0
-    assert stats["output_throughput"]["ci_low"] > 0
-    # a start whose ITL is 0 (tokens coalesced into one read) rules out logs: the plain interval is cut at zero
-    itl = stats_of({"itl_median_ms": [0.0, 5.0, 4.0, 3.0]})["itl_median_ms"]
-    assert estimate([0.0, 5.0, 4.0, 3.0]).ci_low < 0
-    assert itl["ci_method"] == "t, cut at 0" and itl["ci_low"] == 0.0 < itl["mean"] < itl["ci_high"]
+    result = CaseResult("x", ServerConfig(model="m"), LoadConfig(concurrency=4), [start(0), start(1)])
+    case = case_record("x", "s", "cpu", result)
+    assert case.status["c1"].phase == "BASELINE" and case.status["c4"].status == "DEGRADED"
+    assert any("DEGRADED SCALING" in line for line in render_case(case))
+    case.status["c4"] = case.status["c4"].model_copy(update={"status": "FAILING"})
+    assert any("FAILING SCALING" in line for line in render_case(case))

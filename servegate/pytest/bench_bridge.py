@@ -19,7 +19,7 @@ compare matches runs by. ``machine_info["servegate"]`` carries the detected GPU/
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from types import SimpleNamespace
 from typing import Any
 
@@ -27,6 +27,7 @@ import pytest
 
 from servegate.gate import DEFAULT_GATED_METRICS, gated_keys
 from servegate.metrics import direction_of
+from servegate.record import Case
 
 MACHINE_KEY = "servegate"
 
@@ -65,14 +66,13 @@ def benchmark_name(metric: str) -> str:
 def record_benchmarks(
     benchmark_session: Any,
     node: pytest.Item | None,
-    case_id: str,
-    values: Mapping[str, Sequence[float]],
+    case: Case,
     machine: Mapping[str, Any] | None = None,
     metrics: Iterable[str] = DEFAULT_GATED_METRICS,
 ) -> list[Any]:
-    """Append one pytest-benchmark record per gated metric of ``case_id`` to ``benchmark_session.benchmarks``.
+    """Append one pytest-benchmark record per gated metric of ``case`` to ``benchmark_session.benchmarks``.
 
-    ``values`` are the case's per-start values (``CaseResult.values()``); non-finite or non-positive values are
+    The rounds are the case record's per-start values (``Case.values``); non-finite or non-positive values are
     left out (a reciprocal needs a positive number), and a metric left with no value gets no record.
     ``machine`` (e.g. ``detected().fingerprint()``) is stored under ``machine_info["servegate"]`` when the
     session saves; without it the detected hardware is used. Returns the records (empty when ``benchmark_session``
@@ -85,6 +85,7 @@ def record_benchmarks(
     if machine is not None:
         benchmark_session.servegate_machine = dict(machine)
     records = []
+    case_id, values = case.id, case.values
     for key in gated_keys(values, tuple(metrics)):
         data = [benchmark_value(key, v) for v in values[key] if math.isfinite(v) and v > 0]
         if not data:

@@ -33,11 +33,13 @@ from servegate.precision import case_components
 from servegate.preflight import Preflight, Resolver
 from servegate.pytest import bench_bridge, options
 from servegate.pytest.bench_bridge import benchmark_session_of, record_benchmarks
+from servegate.record import Case as CaseRecord
+from servegate.record import Session, ShardInfo
 from servegate.redact import redact_text
 from servegate.regression import BaselineRefused, RegressionGate, planned_rows
 from servegate.report.html import write_html_report
-from servegate.report.terminal import render_session
-from servegate.results import case_document, load_results, session_document, write_results
+from servegate.report.terminal import render_cases
+from servegate.results import case_record, load_results, session_record, write_results
 from servegate.runner import CaseResult, StartResult, run_rounds, run_start
 from servegate.sequential import Budget, BudgetError
 from servegate.shard import Shard
@@ -292,11 +294,11 @@ class BenchSession:
         self.config = config
         self.results_dir = Path(config.getoption("--results-dir", "results")).resolve()
         self.stamp = time.strftime("%Y%m%d-%H%M%S")
-        self.cases: list[dict] = []
+        self.cases: list[CaseRecord] = []
         self.results_path: Path | None = None
         self.html_path: Path | None = None
         self.current_item: pytest.Item | None = None
-        self._last: dict | None = None
+        self._last: CaseRecord | None = None
         self.is_xdist_worker = hasattr(config, "workerinput")
         self.write_failed = False
         self.pending_baselines: list[tuple[Case, CaseResult]] = []  # written once the test has passed
@@ -426,11 +428,9 @@ class BenchSession:
         else:
             rows = self._baseline_or_gate(case, result)
         looks = monitor.looks if monitor is not None else []
-        self.record(case, result, gate=[row.to_dict() for row in rows], gate_looks=looks)
+        record = self.record(case, result, gate=[row.to_row() for row in rows], gate_looks=looks)
         if _benchmark_storage_requested(self.config):
-            record_benchmarks(
-                benchmark_session_of(self.config), self.current_item, case.id, result.values(), detected().fingerprint()
-            )
+            record_benchmarks(benchmark_session_of(self.config), self.current_item, record, detected().fingerprint())
         mode = self.config.getoption("--gate")
         if mode != "off" and gate_failed(rows, mode):
             pytest.fail(f"regression gate ({mode}) failed for {case.id}:\n{render_gate(rows)}", pytrace=False)
@@ -466,8 +466,8 @@ class BenchSession:
         rows = [r for r in monitor.final() if r.config_id == config_id] if monitor is not None else []
         if not rows:
             rows = self.regression.compare_arms(config_id, a, b, case.suite, comparisons=max(len(case.arms) - 1, 1))
-        earlier = self._last.get("ab", []) if self._last is not None else []  # arms after the first, in turn
-        ab = [*earlier, *(row.to_dict() for row in rows)]
+        earlier = self._last.ab if self._last is not None else []  # arms after the first, in turn
+        ab = [*earlier, *(row.to_row() for row in rows)]
         self.annotate(ab=ab, ab_looks=monitor.looks if monitor is not None else [])
         return rows
 
@@ -521,29 +521,44 @@ class BenchSession:
             result.starts.append(start)
         return result
 
-    def record(self, case: Case, result: CaseResult, case_id: str | None = None, **extra: Any) -> dict:
-        """Attach the case's document to the running test's report; the session collects it from there, so the
-        same path works in one process and across pytest-xdist workers (reports travel to the controller)."""
+    def record(self, case: Case, result: CaseResult, case_id: str | None = None, **extra: Any) -> CaseRecord:
+        """Attach the case's record to the running test's report; the session collects it from there, so the
+        same path works in one process and across pytest-xdist workers (reports travel to the controller, as
+        plain data: the controller validates them back into records)."""
         variance = {key: c.to_dict() for key, c in case_components(result.starts).items()}
-        doc = case_document(case_id or case.id, case.suite, case.hardware, result, {"variance": variance, **extra})
+        record = case_record(case_id or case.id, case.suite, case.hardware, result, variance=variance, **extra)
         if self.current_item is not None:
-            self.current_item.user_properties.append((CASE_PROPERTY, doc))
+            self.current_item.user_properties.append((CASE_PROPERTY, record.model_dump()))
         else:  # used as a library outside a test
-            self.cases.append(doc)
-        self._last = doc
-        return doc
+            self.cases.append(record)
+        self._last = record
+        return record
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        """Collect case documents from call reports: local ones and those xdist workers send to the controller."""
+        """Collect case records from call reports: local ones and those xdist workers send to the controller."""
         if report.when != "call":
             return
-        self.cases += [value for name, value in report.user_properties if name == CASE_PROPERTY]
+        self.cases += [
+            CaseRecord.model_validate(value) for name, value in report.user_properties if name == CASE_PROPERTY
+        ]
+
+    @property
+    def last_record(self) -> CaseRecord:
+        """The record of the case recorded last (its statistics and status labels, as the reports will show)."""
+        if self._last is None:
+            raise RuntimeError("no case was recorded yet")
+        return self._last
 
     def annotate(self, **extra: Any) -> None:
-        """Add keys (status labels, comparisons, cold-start phases) to the case recorded last."""
+        """Set fields (comparisons, KV saturation rows, ...) of the case recorded last; each is validated."""
         if self._last is None:
             raise RuntimeError("annotate() before any case was recorded")
-        self._last.update(extra)
+        for name, value in extra.items():
+            setattr(self._last, name, value)
+        if self.current_item is not None:  # the report carries the record as it is now
+            props = self.current_item.user_properties
+            i = max(i for i, (name, _) in enumerate(props) if name == CASE_PROPERTY)
+            props[i] = (CASE_PROPERTY, self._last.model_dump())
 
     def write(self) -> Path | None:
         if not self.cases or self.is_xdist_worker:  # workers' cases reach the controller inside their reports
@@ -566,35 +581,35 @@ class BenchSession:
         )
         if git_sha:
             env["git sha"] = git_sha
-        document = session_document(self.cases, env)
+        session = session_record(self.cases, env)
         if self.shard is not None:
-            document["shard"] = {
-                "index": self.shard.index,
-                "count": self.shard.count,
-                "planned_family": self.regression.family_size,
-                "gate": self.config.getoption("--gate"),
-            }
+            session.shard = ShardInfo(
+                index=self.shard.index,
+                count=self.shard.count,
+                planned_family=self.regression.family_size,
+                gate=self.config.getoption("--gate"),
+            )
             self.history_lines = [f"history: shard {self.shard}; `servegate merge` of all shards records the session"]
         else:
-            self.record_history(document)
+            self.record_history(session)
         try:
-            self.results_path = write_results(path, document)
+            self.results_path = write_results(path, session)
             self.html_path = write_html_report(load_results(self.results_path), path.with_suffix(".html"))
         except OSError as exc:  # disk full, read-only results dir: say so instead of an INTERNALERROR traceback
             self.progress(f"results NOT written: {exc}")
             self.write_failed = True
         return self.results_path
 
-    def record_history(self, document: dict) -> None:
+    def record_history(self, session: Session) -> None:
         """Append the session to the history and keep what the history says about it (trends, change points)."""
         url = self.config.getoption("--history-url") or default_url(self.results_dir)
         try:
-            note = record_session(document, url)
+            note = record_session(session, url)
         except HistoryError as exc:  # the session's results are still written; the gap in the history is loud
             self.history_lines = [f"history NOT recorded: {exc}"]
             return
-        document["history"] = note.to_dict()
-        self.history_lines = note.lines(document)
+        session.history = note.to_dict()
+        self.history_lines = note.lines(session)
 
 
 def _shard_option(config: pytest.Config) -> Shard | None:
@@ -606,7 +621,7 @@ def _shard_option(config: pytest.Config) -> Shard | None:
 
 
 def _arm_name(result: CaseResult) -> str:
-    """"tiny-llama/.../c4[eager]" -> "eager": the arm of an A/B case result."""
+    """ "tiny-llama/.../c4[eager]" -> "eager": the arm of an A/B case result."""
     return result.case_id.rsplit("[", 1)[-1].rstrip("]")
 
 
@@ -663,7 +678,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
     return report
 
 
-
 @pytest.fixture(scope="session")
 def bench(request: pytest.FixtureRequest) -> BenchSession:
     """Runs cases (n fresh server starts each) and keeps their results for the summary and the results JSON."""
@@ -698,7 +712,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if not bench_session.cases:
         return
     terminalreporter.section("servegate results (mean ± 95% t CI over server starts)")
-    for line in render_session({"cases": bench_session.cases}).splitlines():
+    for line in render_cases(bench_session.cases).splitlines():
         terminalreporter.write_line(line)
     if bench_session.results_path is not None:
         terminalreporter.write_line(f"results JSON: {bench_session.results_path}")
