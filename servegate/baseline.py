@@ -216,7 +216,6 @@ def baseline_path(root: Path, hardware_id: str, suite: str, config_id: str) -> P
     is dropped (the hardware id directory is more precise: ``cpu-amd-epyc-2c``), the server id becomes a
     directory so that all loads of one server sit together, and any further slash inside the load id (a
     sweep level) becomes ``_``. Ids are already slugs; anything unsafe for a file name is replaced by ``_``.
-    Same layout as ``BenchSession.baseline_path`` in the plugin.
     """
     parts = config_id.split("/", 2)
     if len(parts) != 3:

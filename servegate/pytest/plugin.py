@@ -76,8 +76,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--baselines-dir",
         default="baselines",
-        help="root of the baseline store: <dir>/<hardware-id>/<suite>/<config-id>.json; relative to the rootdir "
-        "(default: <rootdir>/baselines)",
+        help="root of the baseline store: <dir>/<hardware-id>/<suite>/<server-id>/<load-id>.json; relative to the "
+        "rootdir (default: <rootdir>/baselines)",
     )
     group.addoption(
         "--update-baselines",
