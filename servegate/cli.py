@@ -63,10 +63,10 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from servegate.report.terminal import render_session
-
     session = load_session(Path(args.results))
-    print(render_session(session))
+    from servegate.report.terminal import render_cases
+
+    print(render_cases(session.cases))
     return 0
 
 
