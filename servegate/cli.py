@@ -11,11 +11,11 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from servegate import __version__, merge
 from servegate.history import HistoryError
 from servegate.history import command as history_command
+from servegate.record import Session
 from servegate.results import checked_document
 
 
@@ -23,8 +23,9 @@ class ResultsFileError(Exception):
     """A results file the reports cannot read; the message says what to do about it."""
 
 
-def load_document(path: Path) -> dict[str, Any]:
-    """Read and validate a results JSON with messages a user can act on (path, line, versions found/expected)."""
+def load_session(path: Path) -> Session:
+    """Read a results JSON into its ``Session``, with messages a user can act on (path, line, versions found and
+    expected, places of the wrong shape)."""
     if not path.exists():
         raise ResultsFileError(f"{path}: no such file (results are written to results/results-<stamp>.json)")
     if path.is_dir():
@@ -54,18 +55,18 @@ def load_document(path: Path) -> dict[str, Any]:
 def _report(args: argparse.Namespace) -> int:
     from servegate.report.html import write_html_report  # matplotlib is only imported when a report is drawn
 
-    doc = load_document(Path(args.results))
+    session = load_session(Path(args.results))
     out = Path(args.output) if args.output else Path(args.results).with_suffix(".html")
-    path = write_html_report(doc, out)
+    path = write_html_report(session, out)
     print(path.resolve())
     return 0
 
 
 def _show(args: argparse.Namespace) -> int:
-    from servegate.report.terminal import render_session
+    session = load_session(Path(args.results))
+    from servegate.report.terminal import render_cases
 
-    doc = load_document(Path(args.results))
-    print(render_session(doc))
+    print(render_cases(session.cases))
     return 0
 
 

@@ -1,6 +1,6 @@
 """``servegate merge``: the results of N shards (``pytest --shard I/N`` on N runners) as one session.
 
-One results document with every shard's cases, one family-wise gate over all of their rows, one HTML report,
+One results session with every shard's cases, one family-wise gate over all of their rows, one HTML report,
 one JUnit file for one CI verdict (servegate.junit_verdict), and one history entry. Shards are checked before
 anything is written: all N present once, from one planned session (same family size and gate mode), no case
 twice.
@@ -14,59 +14,61 @@ the same family; shards that planned different families are refused instead of r
 from __future__ import annotations
 
 import argparse
-import copy
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Any
 
 from servegate.junit_verdict import EXIT_FAIL, EXIT_PASS, EXIT_UNUSABLE
-from servegate.results import session_document, write_results
+from servegate.record import Case, Session, ShardInfo, ShardSource
+from servegate.results import session_record, write_results
 
 
 class MergeError(Exception):
     """The shards cannot be joined into one session; the message names the files and what is wrong."""
 
 
-def merge_documents(shards: list[tuple[Path, dict[str, Any]]]) -> dict[str, Any]:
-    """One session document from the shards' documents (already validated as results documents)."""
-    family, mode, count = _check_shards(shards)
-    cases: list[dict[str, Any]] = []
+def merge_sessions(shards: list[tuple[Path, Session]]) -> Session:
+    """One session from the shards' sessions (each read from its results file)."""
+    plans, family, mode, count = _check_shards(shards)
+    cases: list[Case] = []
     seen: dict[str, Path] = {}
-    for path, doc in shards:
-        for case in doc["cases"]:
-            if case["id"] in seen:
-                raise MergeError(f"case {case['id']} is in both {seen[case['id']]} and {path}: shards must not overlap")
-            seen[case["id"]] = path
-            cases.append(copy.deepcopy(case))
-    cases.sort(key=lambda case: case["id"])
-    first = shards[0][1]
-    environment = dict(first.get("environment") or {})
+    for path, session in shards:
+        for case in session.cases:
+            if case.id in seen:
+                raise MergeError(f"case {case.id} is in both {seen[case.id]} and {path}: shards must not overlap")
+            seen[case.id] = path
+            cases.append(case.model_copy(deep=True))
+    cases.sort(key=lambda case: case.id)
+    environment = dict(shards[0][1].environment)
     environment["command"] = "servegate merge " + " ".join(str(path) for path, _ in shards)
     environment["shards"] = f"{count} (planned family {family}, gate {mode})"
-    merged = session_document(cases, environment)
-    merged["created"] = max(str(doc.get("created", "")) for _, doc in shards)
-    merged["shards"] = [
-        {"file": str(path), "index": doc["shard"]["index"], "created": doc.get("created"), **_shard_env(doc)}
-        for path, doc in shards
+    merged = session_record(cases, environment)
+    merged.created = max(session.created for _, session in shards)
+    merged.shards = [
+        ShardSource(
+            file=str(path),
+            index=plan.index,
+            created=session.created,
+            hardware=session.environment.get("hardware"),
+            command=session.environment.get("command"),
+        )
+        for (path, session), plan in zip(shards, plans, strict=True)
     ]
-    merged["gate_mode"] = mode
+    merged.gate_mode = mode
     return merged
 
 
-def _shard_env(doc: dict[str, Any]) -> dict[str, Any]:
-    env = doc.get("environment") or {}
-    return {"hardware": env.get("hardware"), "command": env.get("command")}
-
-
-def _check_shards(shards: list[tuple[Path, dict[str, Any]]]) -> tuple[int, str, int]:
-    missing = [str(path) for path, doc in shards if not isinstance(doc.get("shard"), dict)]
+def _check_shards(shards: list[tuple[Path, Session]]) -> tuple[list[ShardInfo], int, str, int]:
+    """Each shard's plan, in order, and the family size, gate mode and shard count they share."""
+    plans = [session.shard for _, session in shards]
+    missing = [str(path) for (path, _), plan in zip(shards, plans, strict=True) if plan is None]
     if missing:
         raise MergeError(f"not shard results (no 'shard' key; run pytest with --shard I/N): {', '.join(missing)}")
-    counts = {doc["shard"]["count"] for _, doc in shards}
+    plans = [plan for plan in plans if plan is not None]
+    counts = {plan.count for plan in plans}
     if len(counts) != 1:
         raise MergeError(f"shards of different splits ({' vs '.join(f'N={n}' for n in sorted(counts))})")
     count = counts.pop()
-    indices = sorted(doc["shard"]["index"] for _, doc in shards)
+    indices = sorted(plan.index for plan in plans)
     if indices != list(range(1, count + 1)):
         absent = sorted(set(range(1, count + 1)) - set(indices))
         twice = sorted({i for i in indices if indices.count(i) > 1})
@@ -81,20 +83,20 @@ def _check_shards(shards: list[tuple[Path, dict[str, Any]]]) -> tuple[int, str, 
                 if part
             )
         )
-    families = {doc["shard"]["planned_family"] for _, doc in shards}
-    modes = {doc["shard"]["gate"] for _, doc in shards}
+    families = {plan.planned_family for plan in plans}
+    modes = {plan.gate for plan in plans}
     if len(families) != 1 or len(modes) != 1:
         raise MergeError(
             f"shards planned different sessions (family sizes {sorted(families)}, gate modes {sorted(modes)}): "
             "they ran other suite files, markers or options; merge only shards of one run"
         )
-    return families.pop(), modes.pop(), count
+    return plans, families.pop(), modes.pop(), count
 
 
-def gate_failed(document: dict[str, Any]) -> bool:
+def gate_failed(session: Session) -> bool:
     """The session's gate decision in its mode: default fails on REGRESSED, strict on anything but OK."""
-    mode = document.get("gate_mode", "default")
-    verdicts = [row.get("verdict") for case in document["cases"] for row in case.get("gate") or []]
+    mode = session.gate_mode or "default"
+    verdicts = [row.verdict for case in session.cases for row in case.gate]
     if mode == "off":
         return False
     if mode == "strict":
@@ -102,7 +104,7 @@ def gate_failed(document: dict[str, Any]) -> bool:
     return "REGRESSED" in verdicts
 
 
-def merge_junit(paths: list[Path], document: dict[str, Any], out: Path) -> Path:
+def merge_junit(paths: list[Path], session: Session, out: Path) -> Path:
     """The shards' JUnit files as one, plus a test case for the family-wise gate of the merged session.
 
     A missing or unreadable shard file is an error: that shard's session did not finish, and a merged verdict
@@ -119,13 +121,8 @@ def merge_junit(paths: list[Path], document: dict[str, Any], out: Path) -> Path:
             root.append(suite)
     gate = ET.SubElement(root, "testsuite", name="servegate merge", tests="1")
     case = ET.SubElement(gate, "testcase", classname="servegate.merge", name="family-wise gate")
-    if gate_failed(document):
-        failing = [
-            f"{c['id']} {row.get('metric')}: {row.get('reason')}"
-            for c in document["cases"]
-            for row in c.get("gate") or []
-            if row.get("verdict") != "OK"
-        ]
+    if gate_failed(session):
+        failing = [f"{c.id} {row.metric}: {row.reason}" for c in session.cases for row in c.gate if row.verdict != "OK"]
         ET.SubElement(case, "failure", message="regression gate failed over the merged family").text = "\n".join(
             failing
         )
@@ -150,7 +147,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from servegate.cli import load_document
+    from servegate.cli import load_session
     from servegate.history import HistoryError
     from servegate.history.record import record_session
     from servegate.history.store import default_url
@@ -158,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
 
     paths = [Path(p) for p in args.results]
     try:
-        merged = merge_documents([(path, load_document(path)) for path in paths])
+        merged = merge_sessions([(path, load_session(path)) for path in paths])
     except MergeError as exc:
         print(f"servegate merge: error: {exc}")
         return EXIT_UNUSABLE
@@ -166,13 +163,13 @@ def run(args: argparse.Namespace) -> int:
     url = args.history_url or default_url(out.parent)
     try:
         note = record_session(merged, url)
-        merged["history"] = note.to_dict()
+        merged.history = note.to_dict()
         history_lines = note.lines(merged)
     except HistoryError as exc:
         history_lines = [f"history NOT recorded: {exc}"]
     write_results(out, merged)
     html = write_html_report(merged, out.with_suffix(".html"))
-    print(f"merged {len(paths)} shards, {len(merged['cases'])} cases: {out}")
+    print(f"merged {len(paths)} shards, {len(merged.cases)} cases: {out}")
     print(f"HTML report: {html}")
     for line in history_lines:
         print(line)
@@ -184,5 +181,5 @@ def run(args: argparse.Namespace) -> int:
             return EXIT_UNUSABLE
         print(f"JUnit: {junit} (verdict: python -m servegate.junit_verdict {junit})")
     failed = gate_failed(merged)
-    print(f"gate ({merged['gate_mode']}) over all {len(paths)} shards: {'FAILED' if failed else 'passed'}")
+    print(f"gate ({merged.gate_mode}) over all {len(paths)} shards: {'FAILED' if failed else 'passed'}")
     return EXIT_FAIL if failed else EXIT_PASS

@@ -87,7 +87,10 @@ def _real() -> dict:
         (lambda d: d["cases"][0]["starts"][0].update(levels="c1"), "cases[0].starts[0].levels: input should be"),
         (lambda d: d["cases"][0]["starts"][0]["levels"][0].pop("summary"), "levels[0].summary: field required"),
         (lambda d: d["cases"][0].update(values={"ttft_median_ms": ["fast"]}), "cases[0].values.ttft_median_ms[0]"),
-        (lambda d: d["cases"][0].update(stats={"x": {"mean": 1}}), "cases[0].stats.x.ci_low: field required"),
+        (  # on a file of this version: a version-1 file's statistics are recomputed at load
+            lambda d: upgrade_document(d)["cases"][0].update(stats={"x": {"mean": 1}}),
+            "cases[0].stats.x.ci_low: field required",
+        ),
         (lambda d: d["cases"][0].update(gate=[{"metric": "x"}]), "cases[0].gate[0].verdict: field required"),
         (lambda d: d["cases"].append(7), "cases[1]: input should be a valid dictionary"),
     ],
@@ -120,17 +123,18 @@ def test_valid_json_of_the_wrong_shape_is_a_clear_error(
 def test_results_json_is_strict_and_non_finite_numbers_come_back(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    doc = upgrade_document(_real())  # a document of this version: an old one's statistics are recomputed
-    case = doc["cases"][0]
-    key = next(iter(case["values"]))
-    case["values"][key][0] = math.nan
-    case["stats"][key]["cov"] = math.inf
-    path = write_results(tmp_path / "r.json", doc)
+    session = load_results(REAL)  # a session of this version: an old file's statistics are recomputed
+    case = session.cases[0]
+    key = next(iter(case.values))
+    case.values[key][0] = math.nan
+    case.stats[key].cov = math.inf
+    path = write_results(tmp_path / "r.json", session)
     text = path.read_text()
     strict = json.loads(text, parse_constant=lambda c: pytest.fail(f"bare {c} in the results JSON"))
     assert strict["cases"][0]["values"][key][0] is None
     assert strict["non_finite"]["paths"] == [["cases", 0, "values", key, 0], ["cases", 0, "stats", key, "cov"]]
     assert "no successful request" in strict["non_finite"]["reason"]
     back = load_results(path)
-    assert math.isnan(back["cases"][0]["values"][key][0]) and back["cases"][0]["stats"][key]["cov"] == math.inf
+    assert math.isnan(back.cases[0].values[key][0]) and back.cases[0].stats[key].cov == math.inf
+    assert back.non_finite is not None and len(back.non_finite.paths) == 2
     assert main(["show", str(path)]) == 0 and "n/a" in capsys.readouterr().out

@@ -4,7 +4,6 @@ same length gives none (Otava's default false-alarm setting: p < 0.001 per serie
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +12,10 @@ import pytest
 from servegate.cli import main
 from servegate.history.record import record_session
 from servegate.history.store import HistoryStore
+from servegate.record import GateRow
 from servegate.report.html import render_html
-from tests.history_sessions import document, stamp
+from servegate.results import load_results, write_results
+from tests.history_sessions import make_session, stamp
 
 SESSIONS = 30
 STEP_AT = 18  # the 18th session (index 17) is the first with the slower vLLM
@@ -33,7 +34,7 @@ def nightly(url: str, step: float, seed: int) -> None:
                 "cpu/a": list(slow * (1 + NOISE * rng.standard_normal(2))),
                 "cpu/b": list(1.3 * (1 + NOISE * rng.standard_normal(2))),
             }
-            store.append(document(stamp(day), scales, vllm_version="0.20.2" if after else "0.20.1"))
+            store.append(make_session(stamp(day), scales, vllm_version="0.20.2" if after else "0.20.1"))
 
 
 def history(url: str, capsys: pytest.CaptureFixture[str], *args: str) -> str:
@@ -83,11 +84,14 @@ def test_a_session_hears_about_a_recent_change_point(tmp_path: Path) -> None:
     rng = np.random.default_rng(3)
     for day in range(SESSIONS):
         slow = 1.15 if day >= SESSIONS - 4 else 1.0
-        doc = document(stamp(day), {"cpu/a": list(slow * (1 + NOISE * rng.standard_normal(2)))})
-        note = record_session(doc, url)
-    gate = [{"metric": "ttft_median_ms", "verdict": "REGRESSED"}]
-    doc["cases"][0]["gate"] = gate
-    lines = note.lines(doc)
+        session = make_session(stamp(day), {"cpu/a": list(slow * (1 + NOISE * rng.standard_normal(2)))})
+        note = record_session(session, url)
+    session.cases[0].gate = [
+        GateRow(
+            config_id="cpu/a", metric="ttft_median_ms", verdict="REGRESSED", reason="slower", tolerance=0.03, alpha=0.05
+        )
+    ]
+    lines = note.lines(session)
     assert lines[0].startswith(f"history: recorded as session #{SESSIONS} of {SESSIONS} in ")
     assert any(
         line.startswith("history: REGRESSED here and also a change point in history: cpu/a ttft_median_ms")
@@ -99,12 +103,12 @@ def test_a_session_hears_about_a_recent_change_point(tmp_path: Path) -> None:
 def test_the_report_plots_the_trend_with_its_change_points(tmp_path: Path) -> None:
     url = str(tmp_path / "history.sqlite")
     nightly(url, step=0.10, seed=1)
-    doc = document(stamp(40), {"cpu/a": [1.1, 1.11]}, vllm_version="0.20.2")
-    doc["history"] = record_session(doc, url).to_dict()
-    page = render_html(json.loads(json.dumps(doc)))  # as `servegate report` reads it back from the JSON
+    session = make_session(stamp(40), {"cpu/a": [1.1, 1.11]}, vllm_version="0.20.2")
+    session.history = record_session(session, url).to_dict()
+    page = render_html(load_results(write_results(tmp_path / "results.json", session)))  # as `servegate report`
     section = page[page.index('<section class="card" id="history">') :]
     section = section[: section.index("</section>")]
     assert section.count('alt="trend of cpu/a"') == 1 and "data:image/png;base64," in section
     assert section.count(f"<td>#{STEP_AT} (") == 5  # the five gated metrics' change point, in the table
     assert "vllm_version 0.20.1 → 0.20.2" in section
-    assert render_html({**doc, "history": None}).count('id="history"') == 0
+    assert render_html(session.model_copy(update={"history": None})).count('id="history"') == 0

@@ -3,7 +3,6 @@ one transaction per session (a SIGKILLed writer leaves nothing), migration of a 
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -19,31 +18,34 @@ from sqlalchemy import MetaData, Table, select
 from servegate.history import schema
 from servegate.history.mapping import session_rows
 from servegate.history.store import HistoryError, HistoryStore, engine_for, safe_url
-from tests.history_sessions import document, stamp
+from servegate.record import GateRow, Session
+from servegate.results import write_results
+from tests.history_sessions import make_session, stamp
 from tests.postgres_server import new_database, postgres_server
 
-GATE_ROW = {
-    "metric": "ttft_median_ms",
-    "verdict": "OK",
-    "ratio": 1.01,
-    "ci_low": 0.99,
-    "ci_high": 1.02,
-    "p_value": 0.2,
-    "p_adjusted": 1.0,
-    "tolerance": 0.03,
-    "reason": "within tolerance",
-}
+GATE_ROW = GateRow(
+    config_id="cpu/a",
+    metric="ttft_median_ms",
+    verdict="OK",
+    ratio=1.01,
+    ci_low=0.99,
+    ci_high=1.02,
+    p_value=0.2,
+    tolerance=0.03,
+    alpha=0.05,
+    reason="within tolerance",
+)
 NODES = [
     {"node_id": "n0", "address": "10.0.0.1", "resources": {"GPU": 8}},
     {"node_id": "n1", "address": "10.0.0.2", "resources": {"GPU": 8}},
 ]
 
 
-def three_sessions() -> list[dict]:
+def three_sessions() -> list[Session]:
     return [
-        document(stamp(0), {"cpu/a": [1.0, 1.01], "cpu/b": [1.2, 1.21]}, git_sha="abc123"),
-        document(stamp(1), {"cpu/a": [1.02, 1.0]}, gate=[GATE_ROW]),
-        document(stamp(2), {"cpu/a": [1.1, 1.12], "cpu/b": [1.3, 1.31]}, vllm_version="0.20.2", nodes=NODES),
+        make_session(stamp(0), {"cpu/a": [1.0, 1.01], "cpu/b": [1.2, 1.21]}, git_sha="abc123"),
+        make_session(stamp(1), {"cpu/a": [1.02, 1.0]}, gate=[GATE_ROW]),
+        make_session(stamp(2), {"cpu/a": [1.1, 1.12], "cpu/b": [1.3, 1.31]}, vllm_version="0.20.2", nodes=NODES),
     ]
 
 
@@ -87,13 +89,14 @@ def test_sqlite_and_postgresql_hold_the_same_history(tmp_path: Path, pg_server: 
     urls = [str(tmp_path / "history.sqlite"), new_database(pg_server, "same_history")]
     for url in urls:
         with HistoryStore(url) as store:
-            for doc in three_sessions():
-                assert store.append(doc).new
+            for session in three_sessions():
+                assert store.append(session).new
     sqlite, postgresql = (table_contents(url) for url in urls)
     assert sqlite == postgresql
     assert len(sqlite["sessions"]) == 3 and len(sqlite["cases"]) == 5
     assert len(sqlite["nodes"]) == 8  # the third session: 2 cases x 2 starts x 2 nodes
-    assert len(sqlite["start_values"]) == 10 * len(document(stamp(0), {"x": [1.0]})["cases"][0]["values"])
+    assert len(sqlite["start_values"]) == 10 * len(make_session(stamp(0), {"x": [1.0]}).cases[0].values)
+    assert [row[2:5] for row in sqlite["gate_rows"]] == [("ttft_median_ms", "OK", 1.01)]
     with HistoryStore(urls[1]) as store:
         sessions = store.sessions()
         assert [s["vllm_version"] for s in sessions] == ["0.20.1", "0.20.1", "0.20.2"]
@@ -104,19 +107,23 @@ def test_sqlite_and_postgresql_hold_the_same_history(tmp_path: Path, pg_server: 
 
 
 def test_the_same_results_recorded_twice_is_one_session(history_url: str) -> None:
-    doc = three_sessions()[0]
+    session = three_sessions()[0]
     with HistoryStore(history_url) as store:
-        first, again = store.append(doc), store.append(doc)
+        first, again = store.append(session), store.append(session)
         assert first.new and not again.new and first.session_id == again.session_id
+        session.history = {"session_id": first.session_id}  # the note the recording adds is not part of it
+        assert store.append(session).session_id == first.session_id
         assert len(store.sessions()) == 1
 
 
 # Records one session; the SQLAlchemy event hook SIGKILLs the process right after the Nth row of per-start values
 # went to the database, i.e. in the middle of the session's transaction.
 KILLED_WRITER = """
-import json, os, signal, sys
+import os, signal, sys
+from pathlib import Path
 from sqlalchemy import event
 from servegate.history.store import HistoryStore
+from servegate.results import load_results
 
 store = HistoryStore(sys.argv[1])
 inserts = []
@@ -128,15 +135,14 @@ def kill_midway(conn, cursor, statement, parameters, context, executemany):
         if len(inserts) == 2:
             os.kill(os.getpid(), signal.SIGKILL)
 
-store.append(json.load(open(sys.argv[2])))
+store.append(load_results(Path(sys.argv[2])))
 """
 
 
 def test_a_writer_killed_mid_session_leaves_no_partial_session(history_url: str, tmp_path: Path) -> None:
     with HistoryStore(history_url) as store:
         store.append(three_sessions()[0])
-    doc_path = tmp_path / "session.json"
-    doc_path.write_text(json.dumps(three_sessions()[2]))
+    doc_path = write_results(tmp_path / "session.json", three_sessions()[2])
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     done = subprocess.run(

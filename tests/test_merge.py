@@ -17,8 +17,9 @@ from fixtures.projects import plugin_project
 from servegate import junit_verdict
 from servegate.cli import main
 from servegate.history.store import HistoryStore
-from servegate.merge import MergeError, merge_documents
-from tests.history_sessions import document, stamp
+from servegate.merge import MergeError, gate_failed, merge_junit, merge_sessions
+from servegate.record import GateRow, Session, ShardInfo
+from tests.history_sessions import make_session, stamp
 
 pytest_plugins = ["pytester"]
 
@@ -124,26 +125,70 @@ def test_two_shards_merged_equal_the_unsplit_session(
         assert {case_id for case_id, _ in store.series()} == set(by_case(unsplit))
 
 
-def shard_document(index: int, count: int, family: int = 10, case: str = "cpu/a") -> tuple[Path, dict]:
-    doc = document(stamp(index), {f"{case}{index}": [1.0, 1.01]})
-    doc["shard"] = {"index": index, "count": count, "planned_family": family, "gate": "default"}
-    return Path(f"shard{index}of{count}.json"), doc
+def shard_session(
+    index: int, count: int, family: int = 10, case: str = "cpu/a", gate: list[GateRow] | None = None
+) -> tuple[Path, Session]:
+    session = make_session(stamp(index), {f"{case}{index}": [1.0, 1.01]}, gate=gate)
+    session.shard = ShardInfo(index=index, count=count, planned_family=family, gate="default")
+    return Path(f"shard{index}of{count}.json"), session
+
+
+def gate_row(case_id: str, verdict: str) -> GateRow:
+    return GateRow(
+        config_id=case_id,
+        metric="ttft_median_ms",
+        verdict=verdict,
+        reason=f"{verdict} here",
+        tolerance=0.03,
+        alpha=0.05,
+    )
+
+
+def test_merge_keeps_every_shards_cases_and_verdicts(tmp_path: Path) -> None:
+    shards = [
+        shard_session(2, 2, gate=[gate_row("cpu/a2", "REGRESSED")]),
+        shard_session(1, 2, gate=[gate_row("cpu/a1", "OK")]),
+    ]
+    merged = merge_sessions(shards)
+    assert [case.id for case in merged.cases] == ["cpu/a1", "cpu/a2"]
+    assert [case.gate[0].verdict for case in merged.cases] == ["OK", "REGRESSED"]
+    assert merged.cases[0] == shards[1][1].cases[0] and merged.cases[0] is not shards[1][1].cases[0]
+    assert merged.created == stamp(2) and merged.gate_mode == "default" and merged.shard is None
+    assert [(s.file, s.index, s.created) for s in merged.shards or []] == [
+        ("shard2of2.json", 2, stamp(2)),
+        ("shard1of2.json", 1, stamp(1)),
+    ]
+    assert merged.environment["command"] == "servegate merge shard2of2.json shard1of2.json"
+    assert merged.environment["shards"] == "2 (planned family 10, gate default)"
+    assert gate_failed(merged)
+    assert not gate_failed(merged.model_copy(update={"gate_mode": "off"}))
+    merged.cases[1].gate[0].verdict = "INCONCLUSIVE"
+    assert not gate_failed(merged) and gate_failed(merged.model_copy(update={"gate_mode": "strict"}))
+
+    shard_junit = tmp_path / "shard1.xml"
+    shard_junit.write_text('<testsuite name="pytest" tests="1"><testcase name="t"/></testsuite>')
+    out = merge_junit([shard_junit], merged.model_copy(update={"gate_mode": "strict"}), tmp_path / "merged.xml")
+    text = out.read_text()
+    assert "pytest [shard1.xml]" in text
+    assert "cpu/a2 ttft_median_ms: REGRESSED here" in text  # the row's reason (its verdict is now INCONCLUSIVE)
+    with pytest.raises(MergeError, match="that shard did not finish"):
+        merge_junit([tmp_path / "absent.xml"], merged, tmp_path / "merged.xml")
 
 
 def test_merge_refuses_incomplete_overlapping_or_mixed_shards() -> None:
-    first = shard_document(1, 2)
+    first = shard_session(1, 2)
     with pytest.raises(MergeError, match=r"need shards 1..2 once each: missing 2/2"):
-        merge_documents([first])
+        merge_sessions([first])
     with pytest.raises(MergeError, match=r"given twice 1/2"):
-        merge_documents([first, first])
+        merge_sessions([first, first])
     with pytest.raises(MergeError, match="shards of different splits"):
-        merge_documents([first, shard_document(2, 3)])
+        merge_sessions([first, shard_session(2, 3)])
     with pytest.raises(MergeError, match=r"planned different sessions \(family sizes \[10, 12\]"):
-        merge_documents([first, shard_document(2, 2, family=12)])
-    unsplit = document(stamp(5), {"cpu/x": [1.0, 1.01]})
+        merge_sessions([first, shard_session(2, 2, family=12)])
+    unsplit = make_session(stamp(5), {"cpu/x": [1.0, 1.01]})
     with pytest.raises(MergeError, match="not shard results"):
-        merge_documents([first, (Path("unsplit.json"), unsplit)])
-    _, second = shard_document(2, 2)
-    second["cases"][0]["id"] = first[1]["cases"][0]["id"]
+        merge_sessions([first, (Path("unsplit.json"), unsplit)])
+    _, second = shard_session(2, 2)
+    second.cases[0].id = first[1].cases[0].id
     with pytest.raises(MergeError, match=r"is in both shard1of2\.json and shard2\.json: shards must not overlap"):
-        merge_documents([first, (Path("shard2.json"), second)])
+        merge_sessions([first, (Path("shard2.json"), second)])

@@ -1,7 +1,7 @@
-"""A results document (servegate.results.session_document) as history rows: the one place that knows both shapes.
+"""A results record (servegate.record.Session) as history rows: the one place that knows both shapes.
 
-When the results document becomes a typed model, only this module changes. Everything is read defensively with
-``.get``: documents from older servegate versions lack keys that newer ones have, and history keeps them all.
+The record is typed and validated when it is made or loaded (older files are upgraded on load), so fields are
+read directly; only the free-form parts (the environment, a start's ``extra`` facts) are read with ``.get``.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+from servegate.record import Case, Session
 
 # Fingerprint fields kept as columns of a session, in the order `servegate history` names what changed.
 FINGERPRINT_FIELDS: tuple[str, ...] = (
@@ -29,7 +31,7 @@ FINGERPRINT_FIELDS: tuple[str, ...] = (
 )
 
 
-_GATE_NUMBERS = ("ratio", "ci_low", "ci_high", "p_value", "p_adjusted", "tolerance")
+_GATE_NUMBERS = ("ratio", "ci_low", "ci_high", "p_value", "tolerance")
 
 
 @dataclass
@@ -48,24 +50,25 @@ class SessionRows:
     cases: list[CaseRows]
 
 
-def document_digest(document: dict[str, Any]) -> str:
-    """Identity of a session: the same results file recorded twice is one session, not two."""
-    body = {k: v for k, v in document.items() if k != "history"}  # the history note is added after recording
+def session_digest(session: Session) -> str:
+    """Identity of a session: the same session recorded twice is one session, not two. The history note is added
+    after recording and ``non_finite`` only describes the file, so neither is part of it."""
+    body = session.model_dump(exclude={"history", "non_finite"})
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str, allow_nan=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def session_rows(document: dict[str, Any]) -> SessionRows:
+def session_rows(session: Session) -> SessionRows:
     """Rows for one session. The vLLM version and image digest come from the servers' own start facts (what
     actually ran), the hardware from the environment's fingerprint, the git SHA from the environment."""
-    env = document.get("environment") or {}
+    env = session.environment
     hw = env.get("fingerprint") or {}
-    facts = [start.get("facts") or {} for case in document.get("cases", []) for start in case.get("starts", [])]
-    session = {
-        "document_sha256": document_digest(document),
-        "created": str(document.get("created") or _now()),
+    facts = [start.facts for case in session.cases for start in case.starts]
+    row = {
+        "document_sha256": session_digest(session),
+        "created": session.created or _now(),
         "recorded": _now(),
-        "servegate_version": document.get("servegate_version"),
+        "servegate_version": session.servegate_version,
         "git_sha": env.get("git sha"),
         "hardware_id": hw.get("hardware_id") or env.get("hardware id"),
         "hardware_name": hw.get("name"),
@@ -74,46 +77,47 @@ def session_rows(document: dict[str, Any]) -> SessionRows:
         "driver": hw.get("driver"),
         "rocm_version": hw.get("rocm_version"),
         "cuda_version": hw.get("cuda_version"),
-        "vllm_version": _first(f.get("vllm_version") for f in facts),
-        "image_digest": _first((f.get("extra") or {}).get("image_digest") for f in facts),
+        "vllm_version": _first(f.vllm_version for f in facts),
+        "image_digest": _first(f.extra.get("image_digest") for f in facts),
         "command": env.get("command"),
         "environment": json.dumps(env, sort_keys=True, default=str),
-        "shard_count": len(document["shards"]) if isinstance(document.get("shards"), list) else None,
+        "shard_count": len(session.shards) if session.shards is not None else None,
     }
-    return SessionRows(session, [_case_rows(case) for case in document.get("cases", [])])
+    return SessionRows(row, [_case_rows(case) for case in session.cases])
 
 
-def _case_rows(case: dict[str, Any]) -> CaseRows:
+def _case_rows(case: Case) -> CaseRows:
     rows = CaseRows(
         {
-            "case_id": case["id"],
-            "suite": case.get("suite"),
-            "hardware": case.get("hardware"),
-            "server_id": case.get("server_id"),
-            "load_id": case.get("load_id"),
-            "arm": case.get("arm"),
-            "server": json.dumps(case.get("server"), sort_keys=True, default=str),
-            "load": json.dumps(case.get("load"), sort_keys=True, default=str),
+            "case_id": case.id,
+            "suite": case.suite,
+            "hardware": case.hardware,
+            "server_id": case.server_id,
+            "load_id": case.load_id,
+            "arm": case.arm,
+            "server": json.dumps(case.server, sort_keys=True, default=str),
+            "load": json.dumps(case.load, sort_keys=True, default=str),
         }
     )
-    for metric, series in (case.get("values") or {}).items():
+    for metric, series in case.values.items():
         for index, value in enumerate(series):
-            if isinstance(value, (int, float)) and math.isfinite(value):  # a failed start's NaN is not a value
+            if math.isfinite(value):  # a failed start's NaN is not a value
                 rows.values.append({"metric": metric, "start_index": index, "value": float(value)})
-    for row in case.get("gate") or []:
+    for gate_row in case.gate:
         rows.gate.append(
             {
-                "metric": row.get("metric", "*"),
-                "verdict": row.get("verdict", ""),
-                **{k: _number(row.get(k)) for k in _GATE_NUMBERS},
-                "reason": row.get("reason"),
+                "metric": gate_row.metric,
+                "verdict": gate_row.verdict,
+                **{k: _number(getattr(gate_row, k)) for k in _GATE_NUMBERS},
+                "p_adjusted": None,  # a gate row carries no adjusted p-value
+                "reason": gate_row.reason,
             }
         )
-    for start in case.get("starts", []):
-        for node in (start.get("facts") or {}).get("extra", {}).get("cluster_nodes") or []:
+    for start in case.starts:
+        for node in start.facts.extra.get("cluster_nodes") or []:
             rows.nodes.append(
                 {
-                    "start_index": start.get("index", 0),
+                    "start_index": start.index,
                     "node": str(node.get("node_id") or node.get("address") or "?"),
                     "address": node.get("address"),
                     "resources": json.dumps(node.get("resources") or {}, sort_keys=True),

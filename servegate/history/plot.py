@@ -1,7 +1,7 @@
 """The HTML report's history section: per case, its gated metrics across sessions with change points marked.
 
-Drawn from the results document's ``history`` key alone (written when the session was recorded), so
-``servegate report`` renders the same section days later without the database.
+Drawn from the session's ``history`` alone (``HistoryNote.to_dict()``, kept in the results file when the session
+was recorded), so ``servegate report`` renders the same section days later without the database.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from servegate.record import Session
 from servegate.report.plots import DPI, PALETTE, VERDICT_COLORS, to_data_uri
 
 
@@ -50,10 +51,10 @@ def trend_chart(case_id: str, trends: list[Mapping[str, Any]]) -> str:
     return to_data_uri(fig)
 
 
-def render_history(doc: Mapping[str, Any]) -> str:
+def render_history(session: Session) -> str:
     """The report section, or "" when the session was not recorded in a history."""
-    history = doc.get("history")
-    if not isinstance(history, Mapping) or not history.get("trends"):
+    history = session.history
+    if not history or not history.get("trends"):
         return ""
     by_case: dict[str, list[Mapping[str, Any]]] = {}
     for trend in history["trends"]:

@@ -1,8 +1,8 @@
 """The history store: every session's results in one database, SQLite by default, PostgreSQL for a team.
 
-A session is written in one transaction: it is recorded completely or not at all (a writer killed halfway leaves
-nothing behind). The same results document recorded twice is one session. Opening a store migrates an older
-database to the current schema first (servegate.history.schema).
+A session (a ``servegate.record.Session``) is written in one transaction: it is recorded completely or not at all
+(a writer killed halfway leaves nothing behind). The same session recorded twice is one session. Opening a store
+migrates an older database to the current schema first (servegate.history.schema).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from servegate.history import HistoryError, schema
 from servegate.history.mapping import FINGERPRINT_FIELDS, session_rows
+from servegate.record import Session
 
 DEFAULT_FILENAME = "history.sqlite"
 URL_ENV = "SERVEGATE_HISTORY_URL"
@@ -85,7 +86,7 @@ class Point:
 @dataclass(frozen=True)
 class Recorded:
     session_id: int
-    new: bool  # False: this very document was already in the history
+    new: bool  # False: this very session was already in the history
 
 
 class HistoryStore:
@@ -123,9 +124,9 @@ class HistoryStore:
                     schema.apply_step(conn, step)
         return schema.SCHEMA_VERSION
 
-    def append(self, document: dict[str, Any]) -> Recorded:
+    def append(self, session: Session) -> Recorded:
         """Record one session (all of its cases, values, gate rows and nodes) in one transaction."""
-        rows = session_rows(document)
+        rows = session_rows(session)
         try:
             with self.engine.begin() as conn:
                 existing = conn.execute(
