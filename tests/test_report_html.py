@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import copy
 import html
 import io
 import json
@@ -17,51 +16,53 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from servegate.record import Case, Correctness, Session
 from servegate.report import plots
 from servegate.report.html import anchor, render_html, write_html_report
-from servegate.results import case_status, load_results, stats_of, validate_document
+from servegate.results import case_status, load_results, stats_of
 from servegate.roofline import floors_for_case
 
 DATA = Path(__file__).parent / "data" / "results"
 IMG_SRC = re.compile(r'<img[^>]*src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
 
 
-def load(name: str) -> dict:
+def load(name: str) -> Session:
     return load_results(DATA / name)  # version-1 files are upgraded on the way, as a user's old file would be
 
 
 @pytest.fixture(scope="module")
-def synthetic() -> dict:
+def synthetic() -> Session:
     return load("synthetic-mi300x-sweep.json")
 
 
 @pytest.fixture(scope="module")
-def real() -> dict:
+def real() -> Session:
     return load("real-cpu-tiny-llama.json")
 
 
-def floors(case: dict):
+def floors(case: Case):
     models = {"meta-llama/Llama-3.1-8B-Instruct": {"total_params": 8.03e9}}
-    return floors_for_case(case, models.get, {"mi300x": {"hbm_tbps": 5.3, "bf16_tflops": 1307.4}}.get)
+    spec = {"mi300x": {"hbm_tbps": 5.3, "bf16_tflops": 1307.4}}
+    return floors_for_case({"server": case.server, "hardware": case.hardware, "load": case.load}, models.get, spec.get)
 
 
 @pytest.fixture(scope="module")
-def synthetic_html(synthetic: dict) -> str:
+def synthetic_html(synthetic: Session) -> str:
     return render_html(synthetic, floors)
 
 
 @pytest.fixture(scope="module")
-def real_html(real: dict) -> str:
+def real_html(real: Session) -> str:
     return render_html(real, lambda _case: None)
 
 
 @pytest.fixture(scope="module")
-def main() -> dict:
+def main() -> Session:
     return load("real-cpu-main-subset.json")
 
 
 @pytest.fixture(scope="module")
-def main_html(main: dict) -> str:
+def main_html(main: Session) -> str:
     return render_html(main, floors)
 
 
@@ -74,11 +75,11 @@ def test_structure_and_plots(page_fixture: str, request: pytest.FixtureRequest) 
     page = request.getfixturevalue(page_fixture)
     doc = request.getfixturevalue(page_fixture.replace("_html", ""))
     assert page.startswith("<!DOCTYPE html>") and "<h1>servegate report</h1>" in page
-    assert page.count('<section class="card" id="case-') == len(doc["cases"])
-    for case in doc["cases"]:
-        assert f">{case['id']}</h2>" in page
+    assert page.count('<section class="card" id="case-') == len(doc.cases)
+    for case in doc.cases:
+        assert f">{case.id}</h2>" in page
     pictures = images(page)
-    assert len(pictures) >= 3 * len(doc["cases"])
+    assert len(pictures) >= 3 * len(doc.cases)
     for b64, pic in zip(IMG_SRC.findall(page), pictures, strict=True):
         assert len(base64.b64decode(b64)) > 8_000  # a real chart, not an empty canvas
         assert pic.width > 300 and pic.height > 150
@@ -93,16 +94,16 @@ def test_no_network_at_view_time(page_fixture: str, request: pytest.FixtureReque
     assert "<script" not in page and "<link" not in page
 
 
-def test_forest_plot_only_with_gate_data(synthetic_html: str, real_html: str, synthetic: dict) -> None:
-    assert synthetic_html.count('alt="forest plot"') == sum(1 for c in synthetic["cases"] if c.get("gate"))
+def test_forest_plot_only_with_gate_data(synthetic_html: str, real_html: str, synthetic: Session) -> None:
+    assert synthetic_html.count('alt="forest plot"') == sum(1 for c in synthetic.cases if c.gate or c.ab)
     assert 'alt="forest plot"' not in real_html
-    for verdict in {g["verdict"] for c in synthetic["cases"] for g in c.get("gate", [])}:
+    for verdict in {g.verdict for c in synthetic.cases for g in [*c.gate, *c.ab]}:
         assert f"v-{verdict}" in synthetic_html
 
 
-def test_status_labels_follow_the_data(synthetic: dict, synthetic_html: str) -> None:
-    sweep = next(c for c in synthetic["cases"] if len(c["starts"][0]["levels"]) > 1)
-    failing = [lv for lv in sweep["stats"] if lv.endswith("/success_rate") and sweep["stats"][lv]["mean"] < 0.95]
+def test_status_labels_follow_the_data(synthetic: Session, synthetic_html: str) -> None:
+    sweep = next(c for c in synthetic.cases if len(c.starts[0].levels) > 1)
+    failing = [key for key, s in sweep.stats.items() if key.endswith("/success_rate") and s.mean < 0.95]
     assert failing, "the synthetic sweep should contain a failing level"
     for key in failing:
         label = key.split("/")[0]
@@ -123,21 +124,36 @@ def test_optional_sections_skip_cleanly_when_absent(real_html: str) -> None:
     assert "Server start-up" in real_html  # the real run has startup facts
 
 
-def test_text_is_escaped(real: dict) -> None:
-    doc = copy.deepcopy(real)
-    doc["cases"][0]["id"] = "<script>alert(1)</script>"
-    doc["environment"]["argv"] = ["<img src=x onerror=alert(1)>"]
+def test_text_is_escaped(real: Session) -> None:
+    doc = real.model_copy(deep=True)
+    doc.cases[0].id = "<script>alert(1)</script>"
+    doc.environment["argv"] = ["<img src=x onerror=alert(1)>"]
     page = render_html(doc, lambda _c: None)
     assert "<script>" not in page and "<img src=x" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
 
 
-def test_minimal_and_partial_documents_render() -> None:
-    page = render_html({"schema_version": 1, "cases": [{"id": "x"}, {"id": "y", "starts": [{"levels": []}]}]})
+def test_minimal_and_partial_records_render() -> None:
+    """A case with no start, and one whose only start measured no level (the server died before the first)."""
+    bare = {"suite": "s", "hardware": "cpu", "server": {}, "server_id": "x", "load": {}, "load_id": "y"}
+    empty = {"values": {}, "stats": {}, "status": {}}
+    session = Session.model_validate(
+        {
+            "schema_version": 2,
+            "servegate_version": "0",
+            "created": "2026-01-01T00:00:00Z",
+            "environment": {},
+            "cases": [
+                {"id": "x", **bare, **empty, "starts": []},
+                {"id": "y", **bare, **empty, "starts": [{"index": 0, "facts": {}, "levels": [], "server_lost": "c1"}]},
+            ],
+        }
+    )
+    page = render_html(session)
     assert page.count('<section class="card" id="case-') == 2
 
 
-def test_write_html_report(tmp_path: Path, real: dict) -> None:
+def test_write_html_report(tmp_path: Path, real: Session) -> None:
     out = write_html_report(real, tmp_path / "sub" / "r.html")
     assert out == tmp_path / "sub" / "r.html" and out.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
 
@@ -236,20 +252,20 @@ def seen_in_chromium(browser: str, tmp_path: Path, page: str, name: str) -> dict
     return json.loads(html.unescape(found.group(1)))
 
 
-def one_start(doc: dict) -> dict:
+def one_start(session: Session) -> Session:
     """Degenerate: every case cut to its first start (no CI anywhere), statistics and labels recomputed."""
-    out = copy.deepcopy(doc)
+    out = session.model_dump()
     for case in out["cases"]:
         case["starts"] = case["starts"][:1]
         case["values"] = {k: v[:1] for k, v in case["values"].items()}
         case["stats"] = stats_of(case["values"])
         case["status"] = case_status(case["starts"], case["stats"], case["load"]["profile"])
-    return out
+    return Session.model_validate(out)
 
 
-def zero_counts_not_compared(doc: dict) -> dict:
+def zero_counts_not_compared(session: Session) -> Session:
     """Degenerate: one level per case, every server counter zero, every gate row NOT COMPARED."""
-    out = copy.deepcopy(doc)
+    out = session.model_dump()
     for case in out["cases"]:
         last = case["starts"][0]["levels"][-1]["label"] if case["starts"] and case["starts"][0]["levels"] else None
         for start in case["starts"]:
@@ -271,9 +287,9 @@ def zero_counts_not_compared(doc: dict) -> dict:
                 "ci_high": None,
                 "reason": "no baseline for this hardware: record one with --update-baselines",
             }
-            for row in case.get("gate") or []
+            for row in case["gate"]
         ]
-    return out
+    return Session.model_validate(out)
 
 
 @pytest.mark.parametrize("which", ["synthetic", "main", "main_one_start", "main_zero_counts_not_compared"])
@@ -293,7 +309,7 @@ def test_chromium_shows_the_report_as_a_person_would_read_it(
         page = request.getfixturevalue(f"{base}_html")
     seen = seen_in_chromium(browser, tmp_path, page, which)
     assert seen["problems"] == []
-    assert seen["images"] >= len(doc["cases"]) and seen["cells"] > 20 * len(doc["cases"])
+    assert seen["images"] >= len(doc.cases) and seen["cells"] > 20 * len(doc.cases)
 
 
 def test_the_browser_checks_see_what_a_person_would(tmp_path: Path) -> None:
@@ -326,7 +342,7 @@ def test_the_browser_checks_see_what_a_person_would(tmp_path: Path) -> None:
         assert fault in problems
 
 
-def test_chromium_screenshot_is_a_rendered_page(tmp_path: Path, synthetic: dict) -> None:
+def test_chromium_screenshot_is_a_rendered_page(tmp_path: Path, synthetic: Session) -> None:
     browser = chromium_or_skip()
     page = write_html_report(synthetic, tmp_path / "r.html", floors)
     shot = tmp_path / "r.png"
@@ -346,29 +362,27 @@ def test_browser_test_fails_in_ci_when_chromium_is_missing(tmp_path: Path) -> No
     assert "chromium not installed on the CI machine" in proc.stdout
 
 
-def test_a_version_1_file_is_upgraded_at_load(real: dict) -> None:
+def test_a_version_1_file_is_upgraded_at_load(real: Session) -> None:
     """An old results file still renders: its intervals and status labels are computed as this version does."""
-    assert real["schema_version"] == 2 and real["upgraded_from_schema"] == 1
-    case = real["cases"][0]
-    assert all(s["ci_method"] for s in case["stats"].values())
-    assert case["stats"]["ttft_p99_ms"]["ci_low"] > 0 and set(case["status"]) == {"c8"}
+    assert real.schema_version == 2 and real.upgraded_from_schema == 1
+    case = real.cases[0]
+    assert all(s.ci_method for s in case.stats.values())
+    assert case.stats["ttft_p99_ms"].ci_low > 0 and set(case.status) == {"c8"}
 
 
-def test_correctness_outputs_are_shown(real: dict) -> None:
-    doc = copy.deepcopy(real)
-    case = doc["cases"][0]
-    case["correctness"] = {
-        "prompts": ["The capital of France is", "1, 2, 3,"],
-        "outputs": ["Paris.", " 4, 5"],
-        "max_tokens": 8,
-        "starts": 2,
-        "across_starts": [],
-        "golden": "baselines/x.golden.json",
-        "golden_status": "compared",
-        "golden_mismatches": ["prompt 1 '1, 2, 3,': differs at char 2"],
-        "golden_outputs": ["Paris.", " 4, 6"],
-    }
-    assert validate_document(doc) == []
+def test_correctness_outputs_are_shown(real: Session) -> None:
+    doc = real.model_copy(deep=True)
+    doc.cases[0].correctness = Correctness(
+        prompts=["The capital of France is", "1, 2, 3,"],
+        outputs=["Paris.", " 4, 5"],
+        max_tokens=8,
+        starts=2,
+        across_starts=[],
+        golden="baselines/x.golden.json",
+        golden_status="compared",
+        golden_mismatches=["prompt 1 '1, 2, 3,': differs at char 2"],
+        golden_outputs=["Paris.", " 4, 6"],
+    )
     page = render_html(doc, lambda _c: None)
     section = page[page.index("<h3>Correctness</h3>") :]
     assert "OUTPUTS DIFFER" in page[: page.index("<h3>Correctness</h3>")]  # in the overview, too
@@ -376,7 +390,7 @@ def test_correctness_outputs_are_shown(real: dict) -> None:
     assert section.count("differs from the golden file") == 1 and "differs at char 2" in section
 
 
-def test_the_main_job_report_shows_every_section_with_real_data(main: dict, main_html: str) -> None:
+def test_the_main_job_report_shows_every_section_with_real_data(main: Session, main_html: str) -> None:
     """A real run of the progressive, KV-saturation, correctness, workloads and capacity suites (tests/data)."""
     for heading in (
         "Load levels",
@@ -395,24 +409,24 @@ def test_the_main_job_report_shows_every_section_with_real_data(main: dict, main
     assert "Telemetry" not in main_html
 
 
-def test_terminal_and_html_show_the_stored_status(main: dict, main_html: str) -> None:
+def test_terminal_and_html_show_the_stored_status(main: Session, main_html: str) -> None:
     """One label per level, decided when the results were written: the terminal and the HTML both print it."""
     from servegate.report.terminal import render_case
 
     checked = 0
-    for case in main["cases"]:
-        terminal = "\n".join(render_case(case))
+    for case in main.cases:
+        terminal = "\n".join(render_case(case.model_dump()))  # the terminal table still reads the dump
         section = main_html[main_html.index(f'<section class="card" id="{anchor(case)}">') :]
         section = section[: section.index("</section>")]
-        for label, st in case["status"].items():
-            if len(case["status"]) > 1:
+        for label, st in case.status.items():
+            if len(case.status) > 1:
                 line = next(x for x in terminal.splitlines() if x.strip().startswith(label + " "))
                 assert line.rstrip().endswith(
-                    f"{st['status']} {st['phase']}" + (" (saturation onset)" if st["saturation_onset"] else "")
+                    f"{st.status} {st.phase}" + (" (saturation onset)" if st.saturation_onset else "")
                 )
                 row = re.search(rf'<tr><td class="l">{re.escape(label)}</td>.*?</tr>', section)
-                assert row and f">{st['phase']}<" in row.group(0) and f"s-{st['status']}" in row.group(0)
+                assert row and f">{st.phase}<" in row.group(0) and f"s-{st.status}" in row.group(0)
                 checked += 1
-    progressive = next(c for c in main["cases"] if c["suite"] == "progressive")
-    assert progressive["status"]["WARMUP"]["phase"] == "WARMUP"  # not the concurrency-1 BASELINE guess
+    progressive = next(c for c in main.cases if c.suite == "progressive")
+    assert progressive.status["WARMUP"].phase == "WARMUP"  # not the concurrency-1 BASELINE guess
     assert checked >= 7

@@ -1,9 +1,13 @@
-"""The HTML report: one self-contained file (inline CSS, inline PNG plots) rendered from the results document.
+"""The HTML report: one self-contained file (inline CSS, inline PNG plots) rendered from a results record.
+
+It reads the typed ``servegate.record.Session`` (what ``load_results`` returns), never a raw dict: only the record's
+own dict-valued fields (server and load configuration, environment, findings, server metrics, steady window,
+energy, history) are read as dicts.
 
 It must open on an air-gapped machine and in a CI artifact viewer, so nothing is fetched at view time. Every part
-beyond the core schema (multi-level sweeps, gate verdicts, server metrics, energy, cold-start phases, A/B arms,
-correctness outputs) is optional: a renderer that finds no data returns "" and the section is skipped, so
-partial documents still render. All text from the document goes through ``html.escape``.
+beyond a level's summary (multi-level sweeps, gate verdicts, server metrics, energy, cold-start phases, A/B arms,
+correctness outputs) is optional: a renderer that finds no data returns "" and the section is skipped. All text
+from the record goes through ``html.escape``.
 """
 
 from __future__ import annotations
@@ -12,20 +16,21 @@ import html
 import json
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from servegate.baseline import atomic_write_text
 from servegate.history.plot import render_history
+from servegate.metrics import Distribution
+from servegate.record import Case, GateRow, Level, LevelStatus, Session, Stat
 from servegate.report import plots
 from servegate.results import is_share
 from servegate.roofline import Floors, floors_for_case
 
-FloorsFor = Callable[[Mapping[str, Any]], Floors | None]
+FloorsFor = Callable[[Case], Floors | None]
 
 LATENCY_NAMES = ("ttft", "itl", "tpot", "e2el")
-GATE_KEYS = ("gate", "verdicts", "comparison", "ab")  # where verdict lists may live in a case
 CSS = """
 :root { --fg:#1f2933; --muted:#616e7c; --line:#e4e7eb; --bg:#f7f8fa; --card:#fff; --accent:#2f6fb0; }
 * { box-sizing: border-box; }
@@ -92,22 +97,22 @@ def seconds(x: Any) -> str:
     return f"{x:.2f}" if isinstance(x, (int, float)) and math.isfinite(x) else "n/a"
 
 
-def ci_is_wide(s: Mapping[str, Any] | None) -> bool:
-    if not s:
+def ci_is_wide(s: Stat | None) -> bool:
+    if s is None:
         return False
-    lo, hi, mean = s.get("ci_low"), s.get("ci_high"), s.get("mean")
-    if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in (lo, hi, mean)) or not mean:
+    lo, hi, mean = s.ci_low, s.ci_high, s.mean
+    if not all(math.isfinite(v) for v in (lo, hi, mean)) or not mean:
         return False
     return lo <= 0 or hi / lo > WIDE_CI
 
 
-def ci_text(s: Mapping[str, Any] | None) -> str:
+def ci_text(s: Stat | None) -> str:
     """Mean and its 95% CI as printed bounds (they may be asymmetric), with a word when the CI is too wide."""
-    if not s:
+    if s is None:
         return "n/a"
-    lo, hi, mean = s.get("ci_low"), s.get("ci_high"), s.get("mean")
-    if lo is None or hi is None or not (math.isfinite(lo) and math.isfinite(hi)):
-        return f'{fmt(mean)}<span class="pm">n={esc(s.get("n"))}, no CI</span>'
+    lo, hi, mean = s.ci_low, s.ci_high, s.mean
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return f'{fmt(mean)}<span class="pm">n={esc(s.n)}, no CI</span>'
     wide = '<span class="wide-ci">CI too wide to mean much</span>' if ci_is_wide(s) else ""
     return f'{fmt(mean)}<span class="pm">[{fmt(lo)}, {fmt(hi)}]</span>{wide}'
 
@@ -138,59 +143,42 @@ def img(chart: plots.Chart, alt: str, cls: str = "", unit: str = "", metric: str
 # Reading a case
 
 
-def levels_of(case: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The case's load levels in sweep order (union over starts, a start that stopped early has fewer)."""
-    seen: dict[str, dict[str, Any]] = {}
-    for start in case.get("starts") or []:
-        for lv in start.get("levels") or []:
-            seen.setdefault(
-                str(lv.get("label")),
-                {"label": lv.get("label"), "concurrency": lv.get("concurrency"), "rate": lv.get("rate")},
-            )
+def levels_of(case: Case) -> list[Level]:
+    """The case's load levels in sweep order, each as its first start measured it (a start that stopped early has
+    fewer)."""
+    seen: dict[str, Level] = {}
+    for start in case.starts:
+        for lv in start.levels:
+            seen.setdefault(lv.label, lv)
     return list(seen.values())
 
 
-def is_multi(case: Mapping[str, Any]) -> bool:
-    return len(levels_of(case)) > 1
+def mean_of(case: Case, label: str | None, metric: str) -> float | None:
+    s = case.stat(label, metric)
+    return s.mean if s else None
 
 
-def stat(case: Mapping[str, Any], label: str | None, metric: str) -> dict[str, Any] | None:
-    """Statistics of ``metric`` at level ``label``: keys are ``<label>/<metric>`` in sweeps, plain otherwise."""
-    stats = case.get("stats") or {}
-    if label is not None and f"{label}/{metric}" in stats:
-        return stats[f"{label}/{metric}"]
-    return stats.get(metric) if not is_multi(case) else None
+def triple(s: Stat | None) -> tuple[float, float, float]:
+    """Mean and CI ends for a chart; NaN where there is no statistic."""
+    return (s.mean, s.ci_low, s.ci_high) if s else (math.nan, math.nan, math.nan)
 
 
-def mean_of(case: Mapping[str, Any], label: str | None, metric: str) -> float | None:
-    s = stat(case, label, metric)
-    return s.get("mean") if s else None
+def level_summaries(case: Case, label: str) -> list[tuple[int, Level]]:
+    """(start index, level) for every start that measured level ``label``."""
+    return [(start.index, lv) for start in case.starts for lv in start.levels if lv.label == label]
 
 
-def level_summaries(case: Mapping[str, Any], label: str) -> list[tuple[int, dict[str, Any]]]:
-    out = []
-    for start in case.get("starts") or []:
-        for lv in start.get("levels") or []:
-            if lv.get("label") == label:
-                out.append((int(start.get("index", len(out))), lv))
-    return out
+def status_of(case: Case, label: str | None) -> LevelStatus | None:
+    """The level's status as the record stores it (servegate.status, computed once at record time)."""
+    return case.status.get(label) if label is not None else None
 
 
-def server_metrics_of(level: Mapping[str, Any]) -> dict[str, Any]:
-    return level.get("server_metrics") or (level.get("summary") or {}).get("server_metrics") or {}
-
-
-def status_of(case: Mapping[str, Any], label: str | None) -> dict[str, Any]:
-    """The level's status as the results document stores it (servegate.status, computed once at record time)."""
-    return dict((case.get("status") or {}).get(str(label)) or {}) if label is not None else {}
-
-
-def status_badge(case: Mapping[str, Any], label: str | None) -> str:
+def status_badge(case: Case, label: str | None) -> str:
     st = status_of(case, label)
-    if not st:
+    if st is None:
         return ""
-    out = badge(st["status"], f"s-{st['status']}")
-    if st["status"] == "OK" and any(ci_is_wide(stat(case, label, m)) for m in STATUS_METRICS):
+    out = badge(st.status, f"s-{st.status}")
+    if st.status == "OK" and any(ci_is_wide(case.stat(label, m)) for m in STATUS_METRICS):
         out += '<span class="wide-ci">from the means; the CIs are too wide to confirm it</span>'
     return out
 
@@ -198,37 +186,31 @@ def status_badge(case: Mapping[str, Any], label: str | None) -> str:
 STATUS_METRICS = ("e2el_p99_ms", "total_token_throughput")  # what the status label reads
 
 
-def gate_rows(case: Mapping[str, Any]) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    for key in GATE_KEYS:
-        value = case.get(key)
-        if isinstance(value, list):
-            rows += [r for r in value if isinstance(r, Mapping)]
-        elif isinstance(value, Mapping) and isinstance(value.get("verdicts"), list):
-            rows += [r for r in value["verdicts"] if isinstance(r, Mapping)]
-    return rows
+def gate_rows(case: Case) -> list[GateRow]:
+    """The gate's rows, then an A/B arm's rows against the first arm."""
+    return [*case.gate, *case.ab]
 
 
 def badge(text: str, kind: str = "") -> str:
     return f'<span class="badge {esc(kind)}">{esc(text)}</span>'
 
 
-def anchor(case: Mapping[str, Any]) -> str:
-    return "case-" + "".join(ch if ch.isalnum() else "-" for ch in str(case.get("id", "")))
+def anchor(case: Case) -> str:
+    return "case-" + "".join(ch if ch.isalnum() else "-" for ch in case.id)
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Sections
 
 
-def render_header(doc: Mapping[str, Any]) -> str:
-    env = doc.get("environment") or {}
-    fingerprint = env.get("fingerprint") if isinstance(env.get("fingerprint"), Mapping) else None
+def render_header(session: Session) -> str:
+    env = session.environment
+    fingerprint = env.get("fingerprint") if isinstance(env.get("fingerprint"), dict) else None
     rows = [(esc(k), value_text(v)) for k, v in env.items() if k != "fingerprint" and not is_empty(v)]
     parts = [
         '<header class="run"><h1>servegate report</h1><div class="sub">'
-        f"created {esc(doc.get('created'))} · servegate {esc(doc.get('servegate_version'))} · "
-        f"schema {esc(doc.get('schema_version'))} · {len(doc.get('cases') or [])} case(s)</div></header><main>"
+        f"created {esc(session.created)} · servegate {esc(session.servegate_version)} · "
+        f"schema {esc(session.schema_version)} · {len(session.cases)} case(s)</div></header><main>"
     ]
     card = ['<section class="card" id="run"><h2>Run</h2>']
     if fingerprint:
@@ -236,7 +218,7 @@ def render_header(doc: Mapping[str, Any]) -> str:
         card.append("<h3>Fingerprint</h3>" + table(["field", "value"], shown, 1, "kv", wrap=(1,)))
     if rows:
         card.append("<h3>Environment</h3>" + table(["field", "value"], rows, 1, "kv", wrap=(1,)))
-    card.append(render_overview(doc))
+    card.append(render_overview(session))
     card.append("</section>")
     return "".join(parts + card)
 
@@ -254,23 +236,23 @@ def value_text(value: Any) -> str:
     return esc(value)
 
 
-def render_overview(doc: Mapping[str, Any]) -> str:
+def render_overview(session: Session) -> str:
     rows = []
-    for case in doc.get("cases") or []:
+    for case in session.cases:
         levels = levels_of(case)
-        last = levels[-1]["label"] if levels else None
+        last = levels[-1].label if levels else None
         gates = gate_rows(case)
         verdicts = ("REGRESSED", "INCONCLUSIVE", "OK", "IMPROVED")
-        counts = {v: sum(1 for g in gates if g.get("verdict") == v) for v in verdicts}
+        counts = {v: sum(1 for g in gates if g.verdict == v) for v in verdicts}
         gate = " ".join(badge(f"{n} {v}", f"v-{v}") for v, n in counts.items() if n) or '<span class="note">—</span>'
         rows.append(
             (
-                f'<a href="#{anchor(case)}">{esc(case.get("id"))}</a>',
-                esc(case.get("hardware")),
-                esc(case.get("arm") or ""),
-                str(len(case.get("starts") or [])),
+                f'<a href="#{anchor(case)}">{esc(case.id)}</a>',
+                esc(case.hardware),
+                esc(case.arm or ""),
+                str(len(case.starts)),
                 str(len(levels)),
-                ci_text(stat(case, last, "output_throughput")),
+                ci_text(case.stat(last, "output_throughput")),
                 status_badge(case, last) + correctness_badge(case),
                 gate,
             )
@@ -279,14 +261,13 @@ def render_overview(doc: Mapping[str, Any]) -> str:
     return '<h3>Cases</h3><nav class="toc">' + table(headers, rows, 3) + "</nav>"
 
 
-def render_case(case: Mapping[str, Any], floors: Floors | None) -> str:
-    server = case.get("server") or {}
-    load = case.get("load") or {}
-    starts = case.get("starts") or []
+def render_case(case: Case, floors: Floors | None) -> str:
+    server = case.server
+    load = case.load
     levels = levels_of(case)
-    badges = [badge(case.get("hardware") or "?"), badge(f"suite {case.get('suite')}"), badge(f"{len(starts)} starts")]
-    if case.get("arm"):
-        badges.append(badge(f"arm {case['arm']}", "s-SATURATED"))
+    badges = [badge(case.hardware or "?"), badge(f"suite {case.suite}"), badge(f"{len(case.starts)} starts")]
+    if case.arm:
+        badges.append(badge(f"arm {case.arm}", "s-SATURATED"))
     quant = server.get("quantization") or server.get("dtype")
     meta = (
         f"model {esc(server.get('model'))} · {esc(quant)} · TP {esc(server.get('tensor_parallel_size'))} · "
@@ -294,10 +275,10 @@ def render_case(case: Mapping[str, Any], floors: Floors | None) -> str:
         f"{' · image ' + esc(server.get('image')) if server.get('image') else ''}<br>"
         f"load {esc(load.get('profile'))} · {esc(load.get('num_requests'))} requests · "
         f"{fmt(load.get('prompt_tokens'))} in / {fmt(load.get('output_tokens'))} out tokens · "
-        f"levels {esc(', '.join(str(lv['label']) for lv in levels))}"
+        f"levels {esc(', '.join(lv.label for lv in levels))}"
     )
     parts = [
-        f'<section class="card" id="{anchor(case)}"><h2>{esc(case.get("id"))}</h2>{"".join(badges)}'
+        f'<section class="card" id="{anchor(case)}"><h2>{esc(case.id)}</h2>{"".join(badges)}'
         f'<div class="meta">{meta}</div>'
     ]
     if len(levels) > 1:
@@ -320,28 +301,28 @@ def render_case(case: Mapping[str, Any], floors: Floors | None) -> str:
     return "".join(parts)
 
 
-def render_level_table(case: Mapping[str, Any], levels: list[dict[str, Any]]) -> str:
+def render_level_table(case: Case, levels: list[Level]) -> str:
     rows = []
     for lv in levels:
-        label = lv["label"]
+        label = lv.label
         st = status_of(case, label)
-        sat = " " + badge("saturation onset", "s-SATURATED") if st.get("saturation_onset") else ""
+        sat = " " + badge("saturation onset", "s-SATURATED") if st and st.saturation_onset else ""
         rows.append(
             (
                 esc(label),
-                esc(lv.get("concurrency") if lv.get("concurrency") is not None else f"{lv.get('rate')} req/s"),
-                esc(st.get("phase", "")),
+                esc(lv.concurrency if lv.concurrency is not None else f"{lv.rate} req/s"),
+                esc(st.phase if st else ""),
                 status_badge(case, label) + sat,
-                ci_text(stat(case, label, "total_token_throughput")),
-                ci_text(stat(case, label, "output_throughput")),
-                fmt(st.get("gain_vs_previous")),
-                ci_text(stat(case, label, "ttft_median_ms")),
-                ci_text(stat(case, label, "ttft_p99_ms")),
-                ci_text(stat(case, label, "itl_median_ms")),
-                ci_text(stat(case, label, "itl_p99_ms")),
-                ci_text(stat(case, label, "e2el_p99_ms")),
-                fmt(st.get("p99_vs_baseline")),
-                ci_text(stat(case, label, "success_rate")),
+                ci_text(case.stat(label, "total_token_throughput")),
+                ci_text(case.stat(label, "output_throughput")),
+                fmt(st.gain_vs_previous if st else None),
+                ci_text(case.stat(label, "ttft_median_ms")),
+                ci_text(case.stat(label, "ttft_p99_ms")),
+                ci_text(case.stat(label, "itl_median_ms")),
+                ci_text(case.stat(label, "itl_p99_ms")),
+                ci_text(case.stat(label, "e2el_p99_ms")),
+                fmt(st.p99_vs_baseline if st else None),
+                ci_text(case.stat(label, "success_rate")),
             )
         )
     headers = [
@@ -370,43 +351,40 @@ def render_level_table(case: Mapping[str, Any], levels: list[dict[str, Any]]) ->
     )
 
 
-def _series(case: Mapping[str, Any], labels: Sequence[str], metric: str) -> plots.Series:
-    ss = [stat(case, lab, metric) or {} for lab in labels]
-    nan = math.nan
-    return ([s.get("mean", nan) for s in ss], [s.get("ci_low", nan) for s in ss], [s.get("ci_high", nan) for s in ss])
+def _series(case: Case, labels: Sequence[str], metric: str) -> plots.Series:
+    ts = [triple(case.stat(lab, metric)) for lab in labels]
+    return ([t[0] for t in ts], [t[1] for t in ts], [t[2] for t in ts])
 
 
 LOAD_PHASES = ("BASELINE", "SCALING", "SATURATION")  # levels on one load axis; WARMUP and STRESS are not
 
 
-def sweep_levels(case: Mapping[str, Any], levels: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def sweep_levels(case: Case, levels: list[Level]) -> list[Level]:
     """The levels a line against load may join: load phases only, and of a case with several swept steps (a
     capacity search, then a brute-force sweep) the step with the most levels, so no line doubles back."""
-    loaded = [lv for lv in levels if status_of(case, lv["label"]).get("phase", "SCALING") in LOAD_PHASES]
-    steps: dict[str, list[dict[str, Any]]] = {}
+    loaded = [lv for lv in levels if (st := status_of(case, lv.label)) is None or st.phase in LOAD_PHASES]
+    steps: dict[str, list[Level]] = {}
     for lv in loaded:
-        steps.setdefault(str(lv["label"]).rsplit("/", 1)[0] if "/" in str(lv["label"]) else "", []).append(lv)
+        steps.setdefault(lv.label.rsplit("/", 1)[0] if "/" in lv.label else "", []).append(lv)
     return max(steps.values(), key=len) if len(steps) > 1 else loaded
 
 
-def render_sweep_plots(case: Mapping[str, Any], levels: list[dict[str, Any]], floors: Floors | None) -> str:
+def render_sweep_plots(case: Case, levels: list[Level], floors: Floors | None) -> str:
     every = len(levels)
     levels = sweep_levels(case, levels)
     if len(levels) < 2:
         return ""
     shown = (
-        f'<p class="note">Drawn against load: {esc(", ".join(str(lv["label"]) for lv in levels))} (the table has '
+        f'<p class="note">Drawn against load: {esc(", ".join(lv.label for lv in levels))} (the table has '
         "every level).</p>"
         if len(levels) < every
         else ""
     )
-    labels = [lv["label"] for lv in levels]
-    by_conc = all(lv.get("concurrency") for lv in levels)
-    x = [float(lv.get("concurrency") if by_conc else (lv.get("rate") or i + 1)) for i, lv in enumerate(levels)]
+    labels = [lv.label for lv in levels]
+    by_conc = all(lv.concurrency for lv in levels)
+    x = [float((lv.concurrency if by_conc else lv.rate) or i + 1) for i, lv in enumerate(levels)]
     xlabel = "concurrency" if by_conc else "request rate (req/s)"
-    marks = {
-        i: st["status"] for i, lv in enumerate(levels) if (st := status_of(case, lv["label"])) and st["status"] != "OK"
-    }
+    marks = {i: st.status for i, lv in enumerate(levels) if (st := status_of(case, lv.label)) and st.status != "OK"}
     charts = [
         plots.sweep_chart(
             x,
@@ -451,37 +429,30 @@ def render_sweep_plots(case: Mapping[str, Any], levels: list[dict[str, Any]], fl
     return "<h3>Scaling</h3>" + shown + '<div class="grid">' + "".join(img(c, "sweep chart") for c in charts) + "</div>"
 
 
-def render_single(case: Mapping[str, Any], level: Mapping[str, Any]) -> str:
-    label = level["label"]
+def render_single(case: Case, level: Level) -> str:
+    label = level.label
     lat: dict[str, list[tuple[str, float, float, float]]] = {}
     for key, name in (("ttft", "TTFT ms"), ("itl", "ITL ms"), ("tpot", "TPOT ms"), ("e2el", "E2EL ms")):
         for stat_name, suffix in (("median", "p50"), ("p99", "p99")):
-            s = stat(case, label, f"{key}_{stat_name}_ms")
-            if s:
-                lat.setdefault(name, []).append(
-                    (suffix, s.get("mean", math.nan), s.get("ci_low", math.nan), s.get("ci_high", math.nan))
-                )
+            if s := case.stat(label, f"{key}_{stat_name}_ms"):
+                lat.setdefault(name, []).append((suffix, *triple(s)))
     thr: dict[str, list[tuple[str, float, float, float]]] = {}
     for group, metric, name in (
         ("throughput tok/s", "output_throughput", "output"),
         ("throughput tok/s", "total_token_throughput", "total"),
         ("requests/s", "request_throughput", "req/s"),
     ):
-        if s := stat(case, label, metric):
-            thr.setdefault(group, []).append(
-                (name, s.get("mean", math.nan), s.get("ci_low", math.nan), s.get("ci_high", math.nan))
-            )
+        if s := case.stat(label, metric):
+            thr.setdefault(group, []).append((name, *triple(s)))
     headline = []
-    values = case.get("values") or {}
-    for metric, s in (case.get("stats") or {}).items():
-        per_start = ", ".join(fmt(v) for v in values.get(metric, []))
-        cov = s.get("cov")
-        headline.append((esc(metric), ci_text(s), fmt(cov * 100 if cov is not None else None) + "%", per_start))
+    for metric, s in case.stats.items():
+        per_start = ", ".join(fmt(v) for v in case.values.get(metric, []))
+        headline.append((esc(metric), ci_text(s), fmt(s.cov * 100) + "%", per_start))
     status_html = ""
     if st := status_of(case, label):
         status_html = (
             f'<p>Status: {status_badge(case, label)} <span class="note">phase '
-            f"{esc(st['phase'])} (seed 003 Table 7; a single level has no baseline or previous level, "
+            f"{esc(st.phase)} (seed 003 Table 7; a single level has no baseline or previous level, "
             "so only OK / FAILING can apply)</span></p>"
         )
     charts = []
@@ -498,22 +469,17 @@ def render_single(case: Mapping[str, Any], level: Mapping[str, Any]) -> str:
     )
 
 
-def render_distributions(case: Mapping[str, Any], levels: list[dict[str, Any]]) -> str:
+def render_distributions(case: Case, levels: list[Level]) -> str:
     """Per-start percentile profiles at the headline level (the last one, as ``StartResult.summary`` defines)."""
     if not levels:
         return ""
-    label = levels[-1]["label"]
+    label = levels[-1].label
     per_start: dict[str, dict[str, dict[str, float]]] = {}
     for index, lv in level_summaries(case, label):
-        summary = lv.get("summary") or {}
         by_metric = {}
         for name in LATENCY_NAMES:
-            d = summary.get(name) or {}
-            pts = {
-                k: v
-                for k, v in (d.get("percentiles") or {}).items()
-                if isinstance(v, (int, float)) and math.isfinite(v)
-            }
+            dist: Distribution = getattr(lv.summary, name)
+            pts = {k: v for k, v in dist.percentiles.items() if math.isfinite(v)}
             if pts:
                 by_metric[name] = pts
         if by_metric:
@@ -524,11 +490,11 @@ def render_distributions(case: Mapping[str, Any], levels: list[dict[str, Any]]) 
     return "<h3>Latency distributions</h3>" + img(uri, "per-start percentiles", "wide")
 
 
-def render_gate(case: Mapping[str, Any]) -> str:
+def render_gate(case: Case) -> str:
     rows = gate_rows(case)
     if not rows:
         return ""
-    tested = [r for r in rows if isinstance(r.get("ratio"), (int, float)) and math.isfinite(r["ratio"])]
+    tested = [r for r in rows if r.ratio is not None and math.isfinite(r.ratio)]
     forest = (
         img(plots.forest_plot(tested, "Ratio current / reference with CI, by verdict"), "forest plot", "wide")
         if tested
@@ -536,56 +502,50 @@ def render_gate(case: Mapping[str, Any]) -> str:
     )
     trs = [
         (
-            esc(r.get("metric")),
-            fmt(r.get("baseline_mean")),
-            fmt(r.get("current_mean")),
-            fmt(r.get("ratio")),
-            f"[{fmt(r.get('ci_low'))}, {fmt(r.get('ci_high'))}]",
-            badge(r.get("verdict") or "?", f"v-{r.get('verdict')}"),
-            esc(r.get("reason")),
+            esc(r.metric),
+            fmt(r.baseline_mean),
+            fmt(r.current_mean),
+            fmt(r.ratio),
+            f"[{fmt(r.ci_low)}, {fmt(r.ci_high)}]",
+            badge(r.verdict, f"v-{r.verdict}"),
+            esc(r.reason),
         )
         for r in rows
     ]
     headers = ["metric", "reference", "current", "ratio", "CI", "verdict", "reason"]
-    title = "A/B comparison" if case.get("arm") else "Gate"
+    title = "A/B comparison" if case.arm else "Gate"
     return f"<h3>{title}</h3>" + forest + table(headers, trs, 1, wrap=(6,))
 
 
-def _findings(case: Mapping[str, Any], kind: str) -> dict[str, list[tuple[int, dict[str, Any]]]]:
+def _findings(case: Case, kind: str) -> dict[str, list[tuple[int, dict[str, Any]]]]:
     """Per-start findings of one kind ("capacity", "pareto") by key ("capacity" or "<step>/capacity")."""
     out: dict[str, list[tuple[int, dict[str, Any]]]] = {}
-    for start in case.get("starts") or []:
-        for key, value in (start.get("findings") or {}).items():
-            if key.rsplit("/", 1)[-1] == kind and isinstance(value, Mapping):
-                out.setdefault(key, []).append((int(start.get("index", 0)), dict(value)))
+    for start in case.starts:
+        for key, value in start.findings.items():
+            if key.rsplit("/", 1)[-1] == kind and isinstance(value, dict):
+                out.setdefault(key, []).append((start.index, value))
     return out
 
 
-def _level_values(case: Mapping[str, Any], start_index: int, prefix: str, metric: str) -> dict[int, float]:
-    """Concurrency -> a summary metric, for the levels of one start whose label starts with ``prefix``."""
-    out = {}
-    for start in case.get("starts") or []:
-        if int(start.get("index", -1)) != start_index:
-            continue
-        for lv in start.get("levels") or []:
-            if str(lv.get("label", "")).startswith(prefix) and lv.get("concurrency") is not None:
-                dist = (lv.get("summary") or {}).get(metric.split("_", 1)[0]) or {}
-                stat_name = metric.split("_", 1)[1].removesuffix("_ms")
-                value = (
-                    dist.get(stat_name)
-                    if stat_name in ("mean", "median")
-                    else (dist.get("percentiles") or {}).get(stat_name)
-                )
-                if isinstance(value, (int, float)):
-                    out[int(lv["concurrency"])] = float(value)
-    return out
+def _level_values(case: Case, start_index: int, prefix: str, metric: str) -> dict[int, float]:
+    """Concurrency -> a summary metric (``RunSummary.flat`` names, as limits are written), for the levels of one
+    start whose label starts with ``prefix``."""
+    return {
+        lv.concurrency: value
+        for start in case.starts
+        if start.index == start_index
+        for lv in start.levels
+        if lv.label.startswith(prefix)
+        and lv.concurrency is not None
+        and (value := lv.summary.flat().get(metric)) is not None
+    }
 
 
-def render_capacity(case: Mapping[str, Any]) -> str:
+def render_capacity(case: Case) -> str:
     parts = []
     for key, starts in _findings(case, "capacity").items():
         step = key.rsplit("/", 1)[0] + "/" if "/" in key else ""
-        s = (case.get("stats") or {}).get(f"{step}capacity_at_slo") or {}
+        s = case.stats.get(f"{step}capacity_at_slo")
         limits = starts[0][1].get("limits") or []
         rows = [
             (
@@ -600,7 +560,7 @@ def render_capacity(case: Mapping[str, Any]) -> str:
             )
             for i, f in starts
         ]
-        capacity_ci = (s.get("mean", math.nan), s.get("ci_low", math.nan), s.get("ci_high", math.nan))
+        capacity_ci = triple(s)
         charts = []
         for metric, bound in _binding_limits(case, [i for i, _ in starts], step, limits):
             per_start = [sorted(_level_values(case, i, step, metric).items()) for i, _ in starts]
@@ -626,9 +586,7 @@ def render_capacity(case: Mapping[str, Any]) -> str:
     return "".join(parts)
 
 
-def _binding_limits(
-    case: Mapping[str, Any], start_indexes: list[int], step: str, limits: list[str]
-) -> list[tuple[str, float]]:
+def _binding_limits(case: Case, start_indexes: list[int], step: str, limits: list[str]) -> list[tuple[str, float]]:
     """The limits worth a chart: those some start's measured levels break (they set the boundary), or the first
     limit when none breaks. A chart of a limit that never came near its bound would hide why capacity is what it is."""
     parsed = []
@@ -642,22 +600,17 @@ def _binding_limits(
     breaking = [
         (metric, bound)
         for metric, bound in parsed
-        if any(
-            isinstance(v, (int, float)) and v > bound
-            for i in start_indexes
-            for v in _level_values(case, i, step, metric).values()
-        )
+        if any(v > bound for i in start_indexes for v in _level_values(case, i, step, metric).values())
     ]
     return breaking or parsed[:1]
 
 
-def render_pareto(case: Mapping[str, Any]) -> str:
+def render_pareto(case: Case) -> str:
     parts = []
-    load = case.get("load") or {}
-    target = load.get("pareto_interactivity")
+    target = case.load.get("pareto_interactivity")
     for key, starts in _findings(case, "pareto").items():
         step = key.rsplit("/", 1)[0] + "/" if "/" in key else ""
-        s = (case.get("stats") or {}).get(f"{step}throughput_per_gpu_at_interactivity") or {}
+        s = case.stats.get(f"{step}throughput_per_gpu_at_interactivity")
         per_start = [
             (
                 [(p["label"], p["interactivity"], p["throughput_per_gpu"]) for p in f.get("points") or []],
@@ -665,7 +618,7 @@ def render_pareto(case: Mapping[str, Any]) -> str:
             )
             for _, f in starts
         ]
-        uri = plots.pareto_chart(per_start, target, s.get("mean"), "Interactivity vs throughput per GPU")
+        uri = plots.pareto_chart(per_start, target, s.mean if s else None, "Interactivity vs throughput per GPU")
         rows = [
             (
                 esc(i + 1),
@@ -693,25 +646,25 @@ def render_pareto(case: Mapping[str, Any]) -> str:
     return "".join(parts)
 
 
-def render_workload_levels(case: Mapping[str, Any], levels: list[dict[str, Any]]) -> str:
+def render_workload_levels(case: Case, levels: list[Level]) -> str:
     """Per level and start: steady-state trimming, over-saturation, prefix-cache and spec-decode rates, energy."""
     rows = []
     for lv in levels:
-        for index, level in level_summaries(case, lv["label"]):
-            summary = level.get("summary") or {}
-            steady = summary.get("steady") or {}
-            sm = summary.get("server_metrics") or {}
-            energy = summary.get("energy") or {}
+        for index, level in level_summaries(case, lv.label):
+            summary = level.summary
+            steady = summary.steady
+            sm = summary.server_metrics
+            energy = summary.energy
             positions = sorted(k for k in sm if k.startswith("spec_acceptance_pos"))
             rows.append(
                 (
-                    esc(lv["label"]),
+                    esc(lv.label),
                     esc(index + 1),
                     ("applied" if steady.get("applied") else "detected") if steady else "",
                     seconds(steady.get("head_trimmed_s")),
                     seconds(steady.get("tail_trimmed_s")),
                     f"{esc(steady.get('requests_inside'))}/{esc(steady.get('requests_total'))}" if steady else "",
-                    badge("OVER-SATURATED", "v-REGRESSED") if summary.get("oversaturation") else "",
+                    badge("OVER-SATURATED", "v-REGRESSED") if summary.oversaturation else "",
                     fmt(sm.get("prefix_cache_hit_rate") * 100)
                     if sm.get("prefix_cache_hit_rate") is not None
                     else "n/a",
@@ -766,16 +719,16 @@ def render_workload_levels(case: Mapping[str, Any], levels: list[dict[str, Any]]
     )
 
 
-def render_floor(case: Mapping[str, Any], levels: list[dict[str, Any]], floors: Floors | None) -> str:
+def render_floor(case: Case, levels: list[Level], floors: Floors | None) -> str:
     if floors is None or (floors.itl_floor_ms is None and floors.prefill_floor_ms is None):
         return ""
     rows = []
     for lv in levels:
-        itl = mean_of(case, lv["label"], "itl_median_ms")
-        ttft = mean_of(case, lv["label"], "ttft_median_ms")
+        itl = mean_of(case, lv.label, "itl_median_ms")
+        ttft = mean_of(case, lv.label, "ttft_median_ms")
         rows.append(
             (
-                esc(lv["label"]),
+                esc(lv.label),
                 fmt(itl),
                 fmt(floors.itl_floor_ms),
                 fmt(itl / floors.itl_floor_ms) + "×" if itl and floors.itl_floor_ms else "n/a",
@@ -802,13 +755,6 @@ def render_floor(case: Mapping[str, Any], levels: list[dict[str, Any]], floors: 
     return "<h3>Physical floor</h3>" + table(headers, rows, 1) + f'<p class="note">{basis}</p>'
 
 
-def _pick(metrics: Mapping[str, Any], *needles: str) -> Any:
-    for key, value in metrics.items():
-        if all(n in key for n in needles) and isinstance(value, (int, float)):
-            return value
-    return None
-
-
 def _metric_unit(key: str) -> tuple[str, float]:
     """Column header unit and scale of a server metric: shares (KV-cache usage, hit rates) in %, counts as is."""
     if "kv_cache_usage" in key or is_share(key):
@@ -816,15 +762,15 @@ def _metric_unit(key: str) -> tuple[str, float]:
     return "", 1.0
 
 
-def render_server_metrics(case: Mapping[str, Any], levels: list[dict[str, Any]]) -> str:
+def render_server_metrics(case: Case, levels: list[Level]) -> str:
     """vLLM's own /metrics per level: one table in the units the charts use; a chart only where it shows a
     change (two or more levels, not all zero): a chart of one value is a table cell."""
-    per_level: list[tuple[str, list[dict[str, Any]]]] = []
+    per_level: list[tuple[str, list[dict[str, float]]]] = []
     for lv in levels:
-        ms = [server_metrics_of(x) for _, x in level_summaries(case, lv["label"])]
+        ms = [x.summary.server_metrics for _, x in level_summaries(case, lv.label)]
         ms = [m for m in ms if m]
         if ms:
-            per_level.append((lv["label"], ms))
+            per_level.append((lv.label, ms))
     if not per_level:
         return ""
     keys: list[str] = []
@@ -863,22 +809,6 @@ def render_server_metrics(case: Mapping[str, Any], levels: list[dict[str, Any]])
                 metric=key,
             )
         )
-    lines: dict[str, tuple[list[float], list[float]]] = {}
-    for label, ms in per_level:
-        series = ms[0].get("series") or ms[0].get("timeseries")
-        if isinstance(series, list) and series and isinstance(series[0], Mapping):
-            t = [float(p.get("t", p.get("t_s", i))) for i, p in enumerate(series)]
-            ys = [p.get("kv_cache_usage_perc", p.get("kv_cache_usage")) for p in series]
-            if any(isinstance(y, (int, float)) for y in ys):
-                lines[label] = (t, [100 * y if isinstance(y, (int, float)) else math.nan for y in ys])
-    if lines:
-        charts.append(
-            img(
-                plots.timeseries(lines, "KV-cache usage over each level's run (first start)", "% of KV cache"),
-                "server metrics chart",
-                unit="%",
-            )
-        )
     quiet = [k for k in keys if not any(means[k])]
     if quiet:
         out.append(f'<p class="note">Zero at every level: {esc(", ".join(quiet))}.</p>')
@@ -904,46 +834,41 @@ STARTUP_FIELDS = (
 )
 
 
-def render_startup(case: Mapping[str, Any]) -> str:
-    starts = case.get("starts") or []
-    facts = [(s.get("index", i), s.get("facts") or {}) for i, s in enumerate(starts)]
-    if not any(f for _, f in facts):
+def render_startup(case: Case) -> str:
+    """What each start's log said (a table of the facts some start has), and the cold-start suite's phases."""
+    fields = [(k, n) for k, n in STARTUP_FIELDS if any(getattr(s.facts, k) is not None for s in case.starts)]
+    if not fields:
         return ""
-    fields = [(k, n) for k, n in STARTUP_FIELDS if any(f.get(k) is not None for _, f in facts)]
-    rows = [(f"start {esc(int(i) + 1)}", *(fmt(f.get(k)) for k, _ in fields)) for i, f in facts]
+    rows = [(f"start {esc(s.index + 1)}", *(fmt(getattr(s.facts, k)) for k, _ in fields)) for s in case.starts]
     out = ["<h3>Server start-up</h3>", table(["start", *(n for _, n in fields)], rows)]
     phases: dict[str, dict[str, float]] = {}
-    for i, f in facts:
-        p = f.get("phases") or (f.get("extra") or {}).get("phases") or f.get("cold_start")
-        if isinstance(p, Mapping):
-            phases[f"start {int(i) + 1}"] = {str(k): float(v) for k, v in p.items() if isinstance(v, (int, float))}
+    for s in case.starts:
+        p = s.facts.extra.get("phases")  # suites/test_cold_start.py: phase -> seconds
+        if isinstance(p, dict):
+            phases[f"start {s.index + 1}"] = {str(k): float(v) for k, v in p.items() if isinstance(v, (int, float))}
     if phases:
         out.append(img(plots.stacked_phases(phases, "Cold-start phases per server start"), "cold-start phases", "wide"))
     return "".join(out)
 
 
-def correctness_badge(case: Mapping[str, Any]) -> str:
-    doc = case.get("correctness")
-    if not isinstance(doc, Mapping):
+def correctness_badge(case: Case) -> str:
+    c = case.correctness
+    if c is None:
         return ""
-    bad = bool(doc.get("across_starts")) or bool(doc.get("golden_mismatches"))
-    if bad:
+    if c.across_starts or c.golden_mismatches:
         return badge("OUTPUTS DIFFER", "v-REGRESSED")
-    if doc.get("golden_status") == "compared":
+    if c.golden_status == "compared":
         return badge("OUTPUTS EQUAL", "v-OK")
-    return badge(str(doc.get("golden_status", "?")).upper(), "v-INCONCLUSIVE")
+    return badge(c.golden_status.upper(), "v-INCONCLUSIVE")
 
 
-def render_correctness(case: Mapping[str, Any]) -> str:
+def render_correctness(case: Case) -> str:
     """Greedy outputs: equal across starts and to the golden file, or where they differ, prompt by prompt."""
-    doc = case.get("correctness")
-    if not isinstance(doc, Mapping):
+    c = case.correctness
+    if c is None:
         return ""
-    prompts = list(doc.get("prompts") or [])
-    outputs = list(doc.get("outputs") or [])
-    golden = doc.get("golden_outputs") or [None] * len(prompts)
-    across = list(doc.get("across_starts") or [])
-    status = doc.get("golden_status")
+    prompts, outputs, across, status = c.prompts, c.outputs, c.across_starts, c.golden_status
+    golden: list[str | None] = list(c.golden_outputs or [None] * len(prompts))
     differing = {
         i for i, (want, got) in enumerate(zip(golden, outputs, strict=False)) if want is not None and want != got
     }
@@ -957,15 +882,15 @@ def render_correctness(case: Mapping[str, Any]) -> str:
         for i, (p, o) in enumerate(zip(prompts, outputs, strict=False))
     ]
     summary = (
-        f"{len(prompts)} prompts, greedy (temperature 0, fixed seed), {esc(doc.get('max_tokens'))} tokens each; "
-        f"across {esc(doc.get('starts'))} server starts: "
+        f"{len(prompts)} prompts, greedy (temperature 0, fixed seed), {esc(c.max_tokens)} tokens each; "
+        f"across {esc(c.starts)} server starts: "
         + ("equal" if not across else f"{len(across)} differences")
         + "; golden file "
-        + esc(doc.get("golden"))
+        + esc(c.golden)
         + ": "
         + esc(status)
     )
-    details = "".join(f"<li>{esc(line)}</li>" for line in [*across, *(doc.get("golden_mismatches") or [])])
+    details = "".join(f"<li>{esc(line)}</li>" for line in [*across, *c.golden_mismatches])
     return (
         "<h3>Correctness</h3>"
         + correctness_badge(case)
@@ -975,9 +900,9 @@ def render_correctness(case: Mapping[str, Any]) -> str:
     )
 
 
-def render_config(case: Mapping[str, Any]) -> str:
-    blob = {"server": case.get("server"), "load": case.get("load")}
-    logs = [s.get("log_path") for s in case.get("starts") or [] if s.get("log_path")]
+def render_config(case: Case) -> str:
+    blob = {"server": case.server, "load": case.load}
+    logs = [s.log_path for s in case.starts if s.log_path]
     return (
         "<details><summary>Server and load configuration, logs</summary><pre>"
         + esc(json.dumps(blob, indent=2, default=str))
@@ -987,12 +912,12 @@ def render_config(case: Mapping[str, Any]) -> str:
     )
 
 
-def render_ab(doc: Mapping[str, Any]) -> str:
+def render_ab(session: Session) -> str:
     """Cases with an ``arm``, grouped by ``ab_group`` (or load id): the arms' headline metrics side by side."""
-    groups: dict[str, list[Mapping[str, Any]]] = {}
-    for case in doc.get("cases") or []:
-        if case.get("arm"):
-            groups.setdefault(str(case.get("ab_group") or case.get("load_id") or "A/B"), []).append(case)
+    groups: dict[str, list[Case]] = {}
+    for case in session.cases:
+        if case.arm:
+            groups.setdefault(case.ab_group or case.load_id or "A/B", []).append(case)
     out = []
     metrics = [
         ("output_throughput", "output tok/s"),
@@ -1003,18 +928,15 @@ def render_ab(doc: Mapping[str, Any]) -> str:
     for group, cases in groups.items():
         arms: dict[str, list[tuple[float, float, float]]] = {}
         rows = []
-        for case in sorted(cases, key=lambda c: str(c.get("arm"))):
-            last = levels_of(case)[-1]["label"] if levels_of(case) else None
-            triples = []
-            for m, _ in metrics:
-                s = stat(case, last, m) or {}
-                triples.append((s.get("mean", math.nan), s.get("ci_low", math.nan), s.get("ci_high", math.nan)))
-            arms[f"arm {case.get('arm')}"] = triples
+        for case in sorted(cases, key=lambda c: str(c.arm)):
+            levels = levels_of(case)
+            last = levels[-1].label if levels else None
+            arms[f"arm {case.arm}"] = [triple(case.stat(last, m)) for m, _ in metrics]
             rows.append(
                 (
-                    esc(case.get("arm")),
-                    f'<a href="#{anchor(case)}">{esc(case.get("id"))}</a>',
-                    *(ci_text(stat(case, last, m)) for m, _ in metrics),
+                    esc(case.arm),
+                    f'<a href="#{anchor(case)}">{esc(case.id)}</a>',
+                    *(ci_text(case.stat(last, m)) for m, _ in metrics),
                 )
             )
         out.append(f"<h3>A/B: {esc(group)}</h3>")
@@ -1029,17 +951,22 @@ def render_ab(doc: Mapping[str, Any]) -> str:
     return '<section class="card" id="ab"><h2>A/B comparisons</h2>' + "".join(out) + "</section>"
 
 
-def render_html(doc: Mapping[str, Any], floors_for: FloorsFor | None = None) -> str:
+def case_floors(case: Case) -> Floors | None:
+    """The case's physical floors from its model, hardware and load (``servegate.roofline``)."""
+    return floors_for_case({"server": case.server, "hardware": case.hardware, "load": case.load})
+
+
+def render_html(session: Session, floors_for: FloorsFor | None = None) -> str:
     """The whole report as one string. ``floors_for`` maps a case to its physical floors (default: roofline's)."""
-    floors_for = floors_for or floors_for_case
-    body = [render_header(doc), render_ab(doc), render_history(doc)]
-    for case in doc.get("cases") or []:
+    floors_for = floors_for or case_floors
+    body = [render_header(session), render_ab(session), render_history({"history": session.history})]
+    for case in session.cases:
         body.append(render_case(case, floors_for(case)))
     footer = (
         f'<p class="note">Rendered by servegate at {esc(time.strftime("%Y-%m-%d %H:%M:%S"))}. Means ± 95% t '
         "CI half-width over independent server starts (design.md).</p></main>"
     )
-    title = f"servegate report {esc(doc.get('created'))}"
+    title = f"servegate report {esc(session.created)}"
     return (
         f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
         f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{CSS}</style></head><body>'
@@ -1049,8 +976,8 @@ def render_html(doc: Mapping[str, Any], floors_for: FloorsFor | None = None) -> 
     )
 
 
-def write_html_report(results_doc: Mapping[str, Any], path: Path, floors_for: FloorsFor | None = None) -> Path:
+def write_html_report(session: Session, path: Path, floors_for: FloorsFor | None = None) -> Path:
     """Atomic, so a CI artifact collector never picks up half a report; returns the path the user should open."""
     path = Path(path)
-    atomic_write_text(path, render_html(results_doc, floors_for))
+    atomic_write_text(path, render_html(session, floors_for))
     return path

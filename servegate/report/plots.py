@@ -1,9 +1,10 @@
 """The report's charts as inline PNG data URIs, so the HTML is one file that opens anywhere without a network.
 
 matplotlib's object API (``Figure`` + Agg canvas) is used instead of pyplot: no global state, no GUI backend, safe
-inside pytest sessions and threads. Every function takes plain numbers and returns a ``Chart``: the
-``data:image/png;base64,...`` string and, per panel, the value axis's limits next to the extent of what was drawn
-on it (so a report test can see an axis below zero or a whisker cut off at the top without reading pixels).
+inside pytest sessions and threads. Every function takes plain numbers (the forest plot: the record's gate rows)
+and returns a ``Chart``: the ``data:image/png;base64,...`` string and, per panel, the value axis's limits next to
+the extent of what was drawn on it (so a report test can see an axis below zero or a whisker cut off at the top
+without reading pixels).
 Non-finite values (an unbounded CI from a single start) are drawn without error bars rather than crashing.
 """
 
@@ -20,6 +21,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+from servegate.record import GateRow
 
 VERDICT_COLORS = {"REGRESSED": "#c0392b", "OK": "#2e8b57", "INCONCLUSIVE": "#d68910", "IMPROVED": "#1e8449"}
 STATUS_COLORS = {"OK": "#2e8b57", "DEGRADED": "#d68910", "SATURATED": "#2f6fb0", "FAILING": "#c0392b"}
@@ -219,23 +222,23 @@ def per_start_percentiles(per_start: Mapping[str, Mapping[str, Mapping[str, floa
     return chart(fig)
 
 
-def forest_plot(rows: Sequence[Mapping[str, object]], title: str, tolerance: float | None = None) -> Chart:
+def forest_plot(rows: Sequence[GateRow], title: str, tolerance: float | None = None) -> Chart:
     """Ratio CIs ("> 1 means worse") per gated metric, coloured by verdict: the whole gate at one glance."""
     fig = _fig(9.0, 1.1 + 0.4 * len(rows))
     ax = fig.add_subplot()
     y = list(range(len(rows)))[::-1]
     for yi, row in zip(y, rows, strict=True):
-        ratio = float(row.get("ratio") or math.nan)  # type: ignore[arg-type]
-        lo = float(row.get("ci_low") if row.get("ci_low") is not None else math.nan)  # type: ignore[arg-type]
-        hi = float(row.get("ci_high") if row.get("ci_high") is not None else math.nan)  # type: ignore[arg-type]
-        color = VERDICT_COLORS.get(str(row.get("verdict")), "#7f8c8d")
+        ratio = row.ratio if row.ratio is not None else math.nan
+        lo = row.ci_low if row.ci_low is not None else math.nan
+        hi = row.ci_high if row.ci_high is not None else math.nan
+        color = VERDICT_COLORS.get(row.verdict, "#7f8c8d")
         if _finite(lo) and _finite(hi):
             ax.plot([lo, hi], [yi, yi], color=color, lw=2.4, solid_capstyle="butt")
         ax.plot([ratio], [yi], marker="D", ms=6, color=color)
     ax.axvline(1.0, color="#333", lw=1)
     if tolerance:
         ax.axvline(1.0 + tolerance, color="#999", lw=1, ls=":")
-    ax.set_yticks(y, [str(r.get("label") or r.get("metric")) for r in rows], fontsize=8.5)
+    ax.set_yticks(y, [r.metric for r in rows], fontsize=8.5)
     ax.set_ylim(-0.7, len(rows) - 0.3)
     ax.set_xlabel("ratio current / reference  (> 1 is worse)", fontsize=9)
     ax.set_title(title, fontsize=10.5, loc="left")
@@ -267,22 +270,6 @@ def stacked_phases(rows: Mapping[str, Mapping[str, float]], title: str) -> Chart
     ax.legend(fontsize=8, frameon=False, loc="center left", bbox_to_anchor=(1.01, 0.5))
     _style(ax)
     return chart(fig, "x")
-
-
-def timeseries(lines: Mapping[str, tuple[Sequence[float], Sequence[float]]], title: str, ylabel: str) -> Chart:
-    """Server gauges or telemetry over time, one line per (level or start, quantity)."""
-    fig = _fig()
-    ax = fig.add_subplot()
-    for i, (name, (t, v)) in enumerate(lines.items()):
-        ax.plot(list(t), _clean(list(v)), lw=1.3, color=PALETTE[i % 8], label=name)
-    ax.set_title(title, fontsize=10.5, loc="left")
-    ax.set_xlabel("seconds into the run", fontsize=9)
-    ax.set_ylabel(ylabel, fontsize=9)
-    ax.set_ylim(bottom=0)
-    _style(ax)
-    if len(lines) <= 10:
-        ax.legend(fontsize=7.5, frameon=False, ncol=2)
-    return chart(fig)
 
 
 def level_bars(labels: Sequence[str], bars: Mapping[str, Sequence[float]], title: str, ylabel: str) -> Chart:

@@ -1,8 +1,10 @@
 """Regenerate ``synthetic-mi300x-sweep.json``: a SYNTHETIC results document exercising every optional report part.
 
-Nothing in it was measured. Shapes follow ``servegate.results.case_document`` (values and stats are computed with
-the real ``stats_of``); the optional keys other parts of servegate are adding (``gate``, ``server_metrics``,
-per-level ``energy`` (as servegate.energy writes it), cold-start ``phases``, ``arm``) use the shapes the report renders.
+Nothing in it was measured. It is a ``servegate.record.Session`` as the results file dumps one (values and stats
+are computed with the real ``stats_of``, status labels with ``case_status``): gate rows, A/B rows, per-level
+``server_metrics`` (servegate.load.server_metrics' keys) and ``energy`` (servegate.energy's shape), cold-start
+phases under ``facts.extra["phases"]`` (as suites/test_cold_start.py writes them), arms. ``main`` checks the
+document against the record before writing it.
 Run from the repository root:
 ``python tests/data/results/make_synthetic.py``; the output is deterministic (fixed seed, fixed timestamp).
 """
@@ -14,7 +16,7 @@ import math
 import random
 from pathlib import Path
 
-from servegate.results import SCHEMA_VERSION, case_status, stats_of
+from servegate.results import SCHEMA_VERSION, case_status, stats_of, validate_document
 
 OUT = Path(__file__).with_name("synthetic-mi300x-sweep.json")
 PCTS = (50.0, 90.0, 99.0)
@@ -59,32 +61,20 @@ def summary(rng: random.Random, conc: int, n_req: int, prompt: int, out: int, su
         "max_loop_lag_ms": 1.2,
         "stopped_early": None,
         "first_errors": [] if completed == n_req else ["#17 timeout: no chunk for 300 s"],
-        "server_metrics": server_metrics(rng, conc, completed, prompt, out, duration),
+        "server_metrics": server_metrics(rng, conc, completed, prompt, out),
         "energy": energy(rng, conc, duration, completed * out),
     }
 
 
-def server_metrics(rng: random.Random, conc: int, completed: int, prompt: int, out: int, duration: float) -> dict:
-    kv_peak = min(1.0, conc * (prompt + out) / 160_000 * rng.uniform(0.95, 1.05))
-    preempt = max(0, round((conc - 48) * 1.5 * rng.uniform(0.8, 1.2)))
-    steps = 12
-    series = [
-        {
-            "t": round(duration * i / (steps - 1), 2),
-            "kv_cache_usage_perc": kv_peak * math.sin(math.pi * min(1.0, 1.4 * i / (steps - 1))) ** 0.5,
-            "num_requests_running": min(conc, 256),
-            "num_requests_waiting": max(0, conc - 96) if 0 < i < steps - 1 else 0,
-        }
-        for i in range(steps)
-    ]
+def server_metrics(rng: random.Random, conc: int, completed: int, prompt: int, out: int) -> dict:
+    """servegate.load.server_metrics' keys: gauge peaks and counter deltas over the level."""
     return {
-        "kv_cache_usage_perc_peak": kv_peak,
-        "num_requests_running_peak": min(conc, 256),
-        "num_requests_waiting_peak": max(0, conc - 96),
-        "num_preemptions": preempt,
+        "kv_cache_usage_peak": min(1.0, conc * (prompt + out) / 160_000 * rng.uniform(0.95, 1.05)),
+        "running_peak": min(conc, 256),
+        "waiting_peak": max(0, conc - 96),
+        "preemptions": max(0, round((conc - 48) * 1.5 * rng.uniform(0.8, 1.2))),
         "prompt_tokens": completed * prompt,
         "generation_tokens": completed * out,
-        "series": series,
     }
 
 
@@ -119,13 +109,9 @@ def facts(rng: random.Random, cold: bool) -> dict:
         "model_load_s": load,
         "compile_s": comp,
         "time_to_ready_s": load + comp + graphs + kv + 4.0,
-        "extra": {},
-        "phases": {
-            "process start": 4.0,
-            "weight load": load,
-            "torch.compile": comp,
-            "cuda graphs": graphs,
-            "kv cache init": kv,
+        # as suites/test_cold_start.py writes them (servegate.coldstart.cold_start_phases, time to ready left out)
+        "extra": {
+            "phases": {"process_and_api_s": 4.0, "weight_load_s": load, "compile_and_warmup_s": comp + graphs + kv}
         },
     }
 
@@ -237,9 +223,11 @@ def case(rng: random.Random, case_id: str, srv: dict, ld: dict, restarts: int, s
     }
 
 
-def verdict(metric: str, base: float, cur: float, half: float, verdict: str, reason: str) -> dict:
+def verdict(config_id: str, metric: str, base: float, cur: float, half: float, verdict: str, reason: str) -> dict:
+    """A gate row as servegate.gate.Comparison writes it (5 starts each side, δ = 5%, α = 0.05)."""
     ratio = cur / base
     return {
+        "config_id": config_id,
         "metric": metric,
         "baseline_mean": base,
         "current_mean": cur,
@@ -248,6 +236,10 @@ def verdict(metric: str, base: float, cur: float, half: float, verdict: str, rea
         "ci_high": ratio * math.exp(half),
         "verdict": verdict,
         "reason": reason,
+        "n_baseline": 5,
+        "n_current": 5,
+        "tolerance": 0.05,
+        "alpha": 0.05,
     }
 
 
@@ -261,13 +253,13 @@ def main() -> None:
         load("sweep", [1, 2, 4, 8, 16, 32, 64, 128], 256, 512, 128),
         3,
         1.0,
-        gate=[
-            verdict("c64/output_throughput", 5210.0, 5032.0, 0.021, "OK", "ratio CI upper 1.06 ≤ 1.05? no: within δ"),
-            verdict("c64/ttft_p99_ms", 610.0, 701.0, 0.04, "REGRESSED", "ratio 1.15, CI [1.10, 1.20] > 1.05"),
-            verdict("c1/itl_median_ms", 6.61, 6.70, 0.05, "INCONCLUSIVE", "CI [0.96, 1.07] spans 1.05; n≈6 settles"),
-            verdict("c8/e2el_p99_ms", 1210.0, 1187.0, 0.018, "OK", "ratio CI upper 1.00 ≤ 1.05"),
-        ],
     )
+    sweep["gate"] = [
+        verdict(sweep["id"], "c64/output_throughput", 5210.0, 5032.0, 0.021, "OK", "ratio CI within δ"),
+        verdict(sweep["id"], "c64/ttft_p99_ms", 610.0, 701.0, 0.04, "REGRESSED", "ratio 1.15, CI [1.10, 1.20] > 1.05"),
+        verdict(sweep["id"], "c1/itl_median_ms", 6.61, 6.70, 0.05, "INCONCLUSIVE", "CI [0.96, 1.07] spans 1.05"),
+        verdict(sweep["id"], "c8/e2el_p99_ms", 1210.0, 1187.0, 0.018, "OK", "ratio CI upper 1.00 ≤ 1.05"),
+    ]
     arms = []
     for arm, flag, speed in (("A", "0", 1.0), ("B", "1", 1.04)):
         arms.append(
@@ -282,9 +274,10 @@ def main() -> None:
                 ab_group="aiter-ablation",
             )
         )
-    arms[1]["gate"] = [
-        verdict("output_throughput", 2490.0, 2590.0, 0.03, "OK", "B vs A: 4% faster, CI within δ"),
-        verdict("itl_p99_ms", 9.1, 10.2, 0.09, "INCONCLUSIVE", "B vs A: CI [1.02, 1.23] spans 1.05"),
+    pair = f"{arms[1]['id']}: arm B vs arm A"  # the A/B rows: each later arm against the first
+    arms[1]["ab"] = [
+        verdict(pair, "output_throughput", 2490.0, 2590.0, 0.03, "OK", "B vs A: 4% faster, CI within δ"),
+        verdict(pair, "itl_p99_ms", 9.1, 10.2, 0.09, "INCONCLUSIVE", "B vs A: CI [1.02, 1.23] spans 1.05"),
     ]
     doc = {
         "schema_version": SCHEMA_VERSION,
@@ -305,6 +298,9 @@ def main() -> None:
         },
         "cases": [sweep, *arms],
     }
+    problems = validate_document(doc)
+    if problems:
+        raise SystemExit("not a results record: " + "; ".join(problems[:10]))
     OUT.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
     print(OUT)
 
