@@ -959,7 +959,7 @@ def case_floors(case: Case) -> Floors | None:
 def render_html(session: Session, floors_for: FloorsFor | None = None) -> str:
     """The whole report as one string. ``floors_for`` maps a case to its physical floors (default: roofline's)."""
     floors_for = floors_for or case_floors
-    body = [render_header(session), render_ab(session), render_history({"history": session.history})]
+    body = [render_header(session), render_ab(session), render_history(session)]
     for case in session.cases:
         body.append(render_case(case, floors_for(case)))
     footer = (
