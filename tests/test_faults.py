@@ -27,9 +27,11 @@ from servegate.baseline import atomic_write_text
 from servegate.config import LoadConfig, ServerConfig
 from servegate.launch.base import ServerStartError
 from servegate.launch.local import LocalProcessLauncher, listener_in_group, probable_cause
-from servegate.results import write_results
+from servegate.record import Session
+from servegate.results import case_record, session_record, write_results
+from servegate.runner import CaseResult
 from servegate.suite import SuiteError, load_suite_file
-from servegate.testing.fakes import FAKE_GATED_MODULE, FAKE_SUITE_MODULE, ScriptLauncher
+from servegate.testing.fakes import FAKE_GATED_MODULE, FAKE_SUITE_MODULE, ScriptLauncher, fake_start
 
 pytest_plugins = ["pytester"]
 
@@ -334,7 +336,7 @@ def test_disk_full_leaves_old_results_intact_and_no_temp_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
 ) -> None:
     path = tmp_path / "results" / "results-x.json"
-    write_results(path, {"cases": [{"id": "old"}]})
+    write_results(path, _session("old"))
     old = path.read_text()
     import servegate.baseline as baseline_module
 
@@ -344,7 +346,7 @@ def test_disk_full_leaves_old_results_intact_and_no_temp_file(
         real_fdopen = os.fdopen
         monkeypatch.setattr(baseline_module.os, "fdopen", lambda *a, **k: _HalfWriter(real_fdopen(*a, **k)))
     with pytest.raises(OSError) as err:
-        write_results(path, {"cases": [{"id": "new", "pad": "x" * 10_000}]})
+        write_results(path, _session("new-" + "x" * 10_000))
     monkeypatch.undo()
     assert err.value.errno == errno.ENOSPC
     assert str(path) in str(err.value) and "No space left on device" in str(err.value)
@@ -369,17 +371,17 @@ def test_disk_full_on_a_baseline_keeps_the_old_one(tmp_path: Path, monkeypatch: 
 # ---------------------------------------------------------------------------------------------------------------
 
 
+def _session(case_id: str, server: ServerConfig | None = None, **summary: object) -> Session:
+    """A session of one case with one hand-made start."""
+    result = CaseResult(case_id, server or ServerConfig(model="m"), LoadConfig(), [fake_start(0, 1.0, **summary)])
+    return session_record([case_record(case_id, "faults", "cpu", result)], {"argv": []})
+
+
 def test_token_masked_everywhere_in_the_results_json(tmp_path: Path) -> None:
-    doc = {
-        "environment": {"argv": ["--hf-token", FAKE_TOKEN], "HF_TOKEN": FAKE_TOKEN},
-        "cases": [
-            {
-                "server": {"env": {"HF_TOKEN": FAKE_TOKEN}, "extra_args": ["--api-key", "plain-secret-value"]},
-                "first_errors": [f"401 Unauthorized for token {FAKE_TOKEN}"],
-            }
-        ],
-    }
-    path = write_results(tmp_path / "r.json", doc)
+    server = ServerConfig(model="m", env=(("HF_TOKEN", FAKE_TOKEN),), extra_args=("--api-key", "plain-secret-value"))
+    session = _session("x", server, first_errors=[f"401 Unauthorized for token {FAKE_TOKEN}"])
+    session.environment = {"argv": ["--hf-token", FAKE_TOKEN], "HF_TOKEN": FAKE_TOKEN}
+    path = write_results(tmp_path / "r.json", session)
     text = path.read_text()
     assert FAKE_TOKEN not in text and "plain-secret-value" not in text
     back = json.loads(text)  # still valid JSON
