@@ -14,7 +14,8 @@ Decision rule per gated row, with tolerance δ (default 3%), the session's famil
 - NOT COMPARED when the baseline is from other hardware or another model, a metric is missing, either side has
   fewer than two starts, or a per-start value is zero, negative or not finite (named with its start).
 
-Only REGRESSED fails the build by default; ``gate_failed(..., mode="strict")`` fails anything but OK/IMPROVED.
+By default a REGRESSED row fails the build, and so does a baseline measured under other settings (``gate_failed``);
+``gate_failed(..., mode="strict")`` fails anything but OK/IMPROVED.
 """
 
 from __future__ import annotations
@@ -287,14 +288,17 @@ class Monitor:
         return out
 
 
-def gate_failed(comparisons: Iterable[Comparison], mode: GateMode = "default") -> bool:
-    """Default: only REGRESSED fails. Strict: anything not OK or IMPROVED fails (INCONCLUSIVE, NOT COMPARED)."""
+def gate_failed(rows: Iterable[Comparison | GateRow], mode: GateMode = "default") -> bool:
+    """Default: REGRESSED fails, and so does a row NOT COMPARED because the baseline was measured under other
+    settings (it has a ``config_diff``): an option such as ``--intensity`` or an edited suite file must not switch
+    the gate off while the session stays green (``--gate off`` reports only; ``--update-baselines`` re-records).
+    Strict: anything not OK or IMPROVED fails (INCONCLUSIVE, any NOT COMPARED)."""
     if mode not in ("default", "strict"):
         raise ValueError(f"gate mode must be 'default' or 'strict', got {mode!r}")
-    rows = list(comparisons)
+    rows = list(rows)
     if mode == "strict":
-        return any(c.verdict not in (Verdict.OK, Verdict.IMPROVED) for c in rows)
-    return any(c.verdict is Verdict.REGRESSED for c in rows)
+        return any(r.verdict not in (Verdict.OK, Verdict.IMPROVED) for r in rows)
+    return any(r.verdict == Verdict.REGRESSED or (r.verdict == Verdict.NOT_COMPARED and r.config_diff) for r in rows)
 
 
 def _pct(x: float) -> str:

@@ -17,6 +17,7 @@ import argparse
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from servegate.gate import gate_failed
 from servegate.junit_verdict import EXIT_FAIL, EXIT_PASS, EXIT_UNUSABLE
 from servegate.record import Case, Session, ShardInfo, ShardSource
 from servegate.results import session_record, write_results
@@ -93,15 +94,10 @@ def _check_shards(shards: list[tuple[Path, Session]]) -> tuple[list[ShardInfo], 
     return plans, families.pop(), modes.pop(), count
 
 
-def gate_failed(session: Session) -> bool:
-    """The session's gate decision in its mode: default fails on REGRESSED, strict on anything but OK."""
+def session_failed(session: Session) -> bool:
+    """The merged session's gate decision in the shards' mode, by the rule a single session uses."""
     mode = session.gate_mode or "default"
-    verdicts = [row.verdict for case in session.cases for row in case.gate]
-    if mode == "off":
-        return False
-    if mode == "strict":
-        return any(v != "OK" for v in verdicts)
-    return "REGRESSED" in verdicts
+    return mode != "off" and gate_failed([row for case in session.cases for row in case.gate], mode)
 
 
 def merge_junit(paths: list[Path], session: Session, out: Path) -> Path:
@@ -121,7 +117,7 @@ def merge_junit(paths: list[Path], session: Session, out: Path) -> Path:
             root.append(suite)
     gate = ET.SubElement(root, "testsuite", name="servegate merge", tests="1")
     case = ET.SubElement(gate, "testcase", classname="servegate.merge", name="family-wise gate")
-    if gate_failed(session):
+    if session_failed(session):
         failing = [f"{c.id} {row.metric}: {row.reason}" for c in session.cases for row in c.gate if row.verdict != "OK"]
         ET.SubElement(case, "failure", message="regression gate failed over the merged family").text = "\n".join(
             failing
@@ -180,6 +176,6 @@ def run(args: argparse.Namespace) -> int:
             print(f"servegate merge: error: {exc}")
             return EXIT_UNUSABLE
         print(f"JUnit: {junit} (verdict: python -m servegate.junit_verdict {junit})")
-    failed = gate_failed(merged)
+    failed = session_failed(merged)
     print(f"gate ({merged.gate_mode}) over all {len(paths)} shards: {'FAILED' if failed else 'passed'}")
     return EXIT_FAIL if failed else EXIT_PASS

@@ -121,7 +121,10 @@ class RegressionGate:
                     case_id,
                     "*",
                     Verdict.NOT_COMPARED,
-                    "not compared: the baseline was measured under another configuration: " + "; ".join(map(str, diff)),
+                    "not compared: the baseline was measured under another configuration: "
+                    + "; ".join(map(str, diff))
+                    + " (run with the baseline's settings, re-record with --update-baselines, or --gate off to "
+                    "report only)",
                     tolerance=self.tolerance,
                     config_diff=tuple(diff),
                 )

@@ -462,14 +462,23 @@ def test_force_baseline_records_and_says_so_in_the_file(
     assert json.loads(path.read_text())["forced"] == "forced despite: 1 server start(s); a baseline needs at least 2"
 
 
-def test_another_intensity_is_not_compared_and_the_fields_are_listed(
+def test_another_intensity_is_not_compared_fails_and_lists_the_fields(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, gated_project: Path
 ) -> None:
+    """A baseline measured under other settings cannot be compared; under the default gate that fails the session
+    (an option must not switch the gate off while the session stays green), with the settings that differ."""
     _run(pytester, monkeypatch, "good", "--update-baselines").assert_outcomes(passed=1)
-    quick = _run(pytester, monkeypatch, "slow", "--intensity", "quick", "--gate", "strict")
-    quick.assert_outcomes(failed=1)
-    quick.stdout.fnmatch_lines(["*not compared: the baseline was measured under another configuration: "
-                                "load.num_requests: 8 → 4*"])
+    for mode in ("default", "strict"):
+        quick = _run(pytester, monkeypatch, "slow", "--intensity", "quick", "--gate", mode)
+        quick.assert_outcomes(failed=1)
+        quick.stdout.fnmatch_lines(
+            ["*not compared: the baseline was measured under another configuration: load.num_requests: 8 → 4*"]
+        )
+    results = sorted((pytester.path / "results").glob("results-*.json"))
+    (row,) = json.loads(results[-1].read_text())["cases"][0]["gate"]
+    assert row["config_diff"] == {"load.num_requests": {"baseline": 8, "current": 4}}
+    _run(pytester, monkeypatch, "slow", "--intensity", "quick", "--gate", "off").assert_outcomes(passed=1)
+    _run(pytester, monkeypatch, "good").assert_outcomes(passed=1)  # the baseline's own settings: compared, OK
 
 
 def test_unwritable_results_after_a_full_run_fail_the_session(

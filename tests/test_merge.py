@@ -17,7 +17,7 @@ from fixtures.projects import plugin_project
 from servegate import junit_verdict
 from servegate.cli import main
 from servegate.history.store import HistoryStore
-from servegate.merge import MergeError, gate_failed, merge_junit, merge_sessions
+from servegate.merge import MergeError, merge_junit, merge_sessions, session_failed
 from servegate.record import GateRow, Session, ShardInfo
 from tests.history_sessions import make_session, stamp
 
@@ -160,10 +160,10 @@ def test_merge_keeps_every_shards_cases_and_verdicts(tmp_path: Path) -> None:
     ]
     assert merged.environment["command"] == "servegate merge shard2of2.json shard1of2.json"
     assert merged.environment["shards"] == "2 (planned family 10, gate default)"
-    assert gate_failed(merged)
-    assert not gate_failed(merged.model_copy(update={"gate_mode": "off"}))
+    assert session_failed(merged)
+    assert not session_failed(merged.model_copy(update={"gate_mode": "off"}))
     merged.cases[1].gate[0].verdict = "INCONCLUSIVE"
-    assert not gate_failed(merged) and gate_failed(merged.model_copy(update={"gate_mode": "strict"}))
+    assert not session_failed(merged) and session_failed(merged.model_copy(update={"gate_mode": "strict"}))
 
     shard_junit = tmp_path / "shard1.xml"
     shard_junit.write_text('<testsuite name="pytest" tests="1"><testcase name="t"/></testsuite>')

@@ -37,46 +37,75 @@ def suite_text(server: str = "{model: m}", load: str = "{}") -> str:
 # ---------------------------------------------------------------------------------------------------------------
 
 BAD_FIELDS = {
-    "launcher-typo": (suite_text(server="{model: m, launcher: dokcer}"),
-                      "servers[0].launcher: got 'dokcer' (str); expected 'local', 'docker' or 'external'"),
-    "dataset-unknown": (suite_text(load="{dataset: wikipedia}"),
-                        "loads[0].dataset: got 'wikipedia' (str); "
-                        "expected 'synthetic', 'sharegpt', 'images' or 'mooncake'"),
-    "bool-as-string": (suite_text(server='{model: m, enforce_eager: "no"}'),
-                       "servers[0].enforce_eager: got 'no' (str); expected a valid boolean"),
-    "int-as-string": (suite_text(load='{num_requests: "64"}'),
-                      "loads[0].num_requests: got '64' (str); expected a valid integer"),
-    "tp-as-string": (suite_text(server='{model: m, tensor_parallel_size: "8"}'),
-                     "servers[0].tensor_parallel_size: got '8' (str); expected a valid integer"),
-    "negative-startup-timeout": (suite_text(server="{model: m, startup_timeout_s: -5}"),
-                                 "servers[0].startup_timeout_s: got -5 (int); expected greater than 0"),
-    "negative-request-timeout": (suite_text(load="{request_timeout_s: -1}"),
-                                 "loads[0].request_timeout_s: got -1 (int); expected greater than 0"),
-    "percentile-150": (suite_text(load="{percentiles: [50, 150]}"),
-                       "loads[0].percentiles[1]: got 150 (int); expected less than or equal to 100"),
-    "percentile-negative": (suite_text(load="{percentiles: [-3]}"),
-                            "loads[0].percentiles[0]: got -3 (int); expected greater than 0"),
-    "rate-word": (suite_text(load="{profile: constant, rate: fast}"),
-                  "loads[0].rate: got 'fast' (str); expected a valid number"),
+    "launcher-typo": (
+        suite_text(server="{model: m, launcher: dokcer}"),
+        "servers[0].launcher: got 'dokcer' (str); expected 'local', 'docker' or 'external'",
+    ),
+    "dataset-unknown": (
+        suite_text(load="{dataset: wikipedia}"),
+        "loads[0].dataset: got 'wikipedia' (str); expected 'synthetic', 'sharegpt', 'images' or 'mooncake'",
+    ),
+    "bool-as-string": (
+        suite_text(server='{model: m, enforce_eager: "no"}'),
+        "servers[0].enforce_eager: got 'no' (str); expected a valid boolean",
+    ),
+    "int-as-string": (
+        suite_text(load='{num_requests: "64"}'),
+        "loads[0].num_requests: got '64' (str); expected a valid integer",
+    ),
+    "tp-as-string": (
+        suite_text(server='{model: m, tensor_parallel_size: "8"}'),
+        "servers[0].tensor_parallel_size: got '8' (str); expected a valid integer",
+    ),
+    "negative-startup-timeout": (
+        suite_text(server="{model: m, startup_timeout_s: -5}"),
+        "servers[0].startup_timeout_s: got -5 (int); expected greater than 0",
+    ),
+    "negative-request-timeout": (
+        suite_text(load="{request_timeout_s: -1}"),
+        "loads[0].request_timeout_s: got -1 (int); expected greater than 0",
+    ),
+    "percentile-150": (
+        suite_text(load="{percentiles: [50, 150]}"),
+        "loads[0].percentiles[1]: got 150 (int); expected less than or equal to 100",
+    ),
+    "percentile-negative": (
+        suite_text(load="{percentiles: [-3]}"),
+        "loads[0].percentiles[0]: got -3 (int); expected greater than 0",
+    ),
+    "rate-word": (
+        suite_text(load="{profile: constant, rate: fast}"),
+        "loads[0].rate: got 'fast' (str); expected a valid number",
+    ),
     "rate-missing": (suite_text(load="{profile: poisson}"), "needs rate: requests per second > 0, got None"),
-    "negative-temperature": (suite_text(load="{temperature: -1}"),
-                             "loads[0].temperature: got -1 (int); expected greater than or equal to 0"),
-    "zero-workers": (suite_text(load="{workers: 0}"),
-                     "loads[0].workers: got 0 (int); expected greater than or equal to 1"),
+    "negative-temperature": (
+        suite_text(load="{temperature: -1}"),
+        "loads[0].temperature: got -1 (int); expected greater than or equal to 0",
+    ),
+    "zero-workers": (
+        suite_text(load="{workers: 0}"),
+        "loads[0].workers: got 0 (int); expected greater than or equal to 1",
+    ),
     "zero-concurrency": (suite_text(load="{concurrency: 0}"), "loads[0].concurrency: got 0 (int)"),
-    "image-size": (suite_text(load="{dataset: images, endpoint: chat, image_size: [0, 10]}"),
-                   "loads[0].image_size[0]: got 0 (int); expected greater than or equal to 1"),
+    "image-size": (
+        suite_text(load="{dataset: images, endpoint: chat, image_size: [0, 10]}"),
+        "loads[0].image_size[0]: got 0 (int); expected greater than or equal to 1",
+    ),
     "sharegpt-without-path": (suite_text(load="{dataset: sharegpt}"), "dataset 'sharegpt' needs dataset_path"),
-    "extra-args-string": (suite_text(server='{model: m, extra_args: "--enforce-eager"}'),
-                          "servers[0].extra_args: got '--enforce-eager'; expected a list"),
+    "extra-args-string": (
+        suite_text(server='{model: m, extra_args: "--enforce-eager"}'),
+        "servers[0].extra_args: got '--enforce-eager'; expected a list",
+    ),
     "slo-number": (suite_text(load="{slo: 5}"), "loads[0].slo: got 5; expected a mapping"),
     "slo-key": (suite_text(load="{slo: {ttft: 5}}"), "loads[0].slo: unknown key(s) ttft; allowed: e2el_ms"),
-    "prompt-exceeds-context": (suite_text(server="{model: m, max_model_len: 256}", load="{prompt_tokens: 512}"),
-                               "prompt_tokens + output_tokens = 576 exceeds server m's max_model_len 256"),
-    "matrix-too-large": (suite_text(server="{model: m, matrix: {max_num_seqs: [1,2,3,4,5,6,7], "
-                                    "block_size: [1,2,3,4,5,6,7,8,9,10]}}"),
-                         f"servers[0].matrix: 7 max_num_seqs x 10 block_size = 70 servers; at most "
-                         f"{MAX_CASES_PER_SUITE} per suite"),
+    "prompt-exceeds-context": (
+        suite_text(server="{model: m, max_model_len: 256}", load="{prompt_tokens: 512}"),
+        "prompt_tokens + output_tokens = 576 exceeds server m's max_model_len 256",
+    ),
+    "matrix-too-large": (
+        suite_text(server="{model: m, matrix: {max_num_seqs: [1,2,3,4,5,6,7], block_size: [1,2,3,4,5,6,7,8,9,10]}}"),
+        f"servers[0].matrix: 7 max_num_seqs x 10 block_size = 70 servers; at most {MAX_CASES_PER_SUITE} per suite",
+    ),
 }
 
 
@@ -206,12 +235,22 @@ def test_relative_baselines_dir_is_the_rootdirs_from_any_directory(
     assert f"BASELINES {pytester.path.resolve() / 'baselines'}" in result.stdout.str()
 
 
-def test_missing_baselines_dir_with_the_gate_on_is_stated(pytester: pytest.Pytester) -> None:
+def test_missing_baselines_dir_with_the_gate_on_is_refused_or_stated(pytester: pytest.Pytester) -> None:
+    """A given store that does not exist would make every case NOT COMPARED: refused. The default store missing (a
+    project without baselines yet) is said in the header; recording or --gate off need no store."""
     make_project(pytester)
-    result = pytester.runpytest_inprocess("suites", "-p", "no:cacheprovider", "--baselines-dir", "nowhere")
-    result.stdout.fnmatch_lines(["*WARNING: baselines dir */nowhere does not exist: every case will be NOT COMPARED*"])
-    quiet = pytester.runpytest_inprocess("suites", "-p", "no:cacheprovider", "--gate", "off")
-    assert "WARNING: baselines dir" not in quiet.stdout.str()
+    given = pytester.runpytest_inprocess("suites", "-p", "no:cacheprovider", "--baselines-dir", "nowhere")
+    assert given.ret == pytest.ExitCode.USAGE_ERROR
+    given.stderr.fnmatch_lines(["*--baselines-dir 'nowhere': */nowhere does not exist, so the gate would compare*"])
+    default = pytester.runpytest_inprocess("suites", "-p", "no:cacheprovider")
+    default.stdout.fnmatch_lines(
+        ["*WARNING: baselines dir */baselines does not exist: every case will be NOT COMPARED*"]
+    )
+    for quiet_args in (("--gate", "off"), ("--update-baselines",)):
+        quiet = pytester.runpytest_inprocess(
+            "suites", "-p", "no:cacheprovider", "--baselines-dir", "nowhere", *quiet_args
+        )
+        assert quiet.ret != pytest.ExitCode.USAGE_ERROR and "WARNING: baselines dir" not in quiet.stdout.str()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -232,9 +271,7 @@ def _low_fd_limit() -> None:
 def test_concurrency_beyond_the_fd_limit_is_refused_before_any_start(pytester: pytest.Pytester) -> None:
     make_project(pytester, concurrency=100_000)
     cmd = [sys.executable, "-m", "pytest", "suites", "-p", "no:cacheprovider"]
-    proc = subprocess.run(
-        cmd, cwd=pytester.path, capture_output=True, text=True, timeout=300, preexec_fn=_low_fd_limit
-    )
+    proc = subprocess.run(cmd, cwd=pytester.path, capture_output=True, text=True, timeout=300, preexec_fn=_low_fd_limit)
     assert proc.returncode == pytest.ExitCode.USAGE_ERROR, proc.stdout + proc.stderr
     assert "concurrency 100000 needs about 100256 open files, but this process may open at most 1024" in proc.stdout
     assert "passed" not in proc.stdout
@@ -272,8 +309,11 @@ def test_require_hardware_passes_where_the_hardware_is(pytester: pytest.Pytester
 
 def test_a_bad_suite_field_through_pytest_is_one_line_not_a_traceback(pytester: pytest.Pytester) -> None:
     suites = make_project(pytester)
-    (suites / "serving.yaml").write_text(SUITE.format(hardware="cpu", concurrency=1).replace(
-        "{model: some/model}", "{model: some/model, launcher: dokcer}"))
+    (suites / "serving.yaml").write_text(
+        SUITE.format(hardware="cpu", concurrency=1).replace(
+            "{model: some/model}", "{model: some/model, launcher: dokcer}"
+        )
+    )
     result = pytester.runpytest_inprocess("suites", "-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     output = result.stdout.str() + result.stderr.str()

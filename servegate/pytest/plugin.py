@@ -46,6 +46,8 @@ from servegate.shard import Shard
 from servegate.stats import DEFAULT_TOLERANCE
 from servegate.suite import Case, SuiteError, check_gate_metrics, discover
 
+DEFAULT_BASELINES_DIR = "baselines"  # a missing default store is warned about; a missing given one is refused
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("servegate", "servegate: vLLM serving benchmarks")
@@ -75,7 +77,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--baselines-dir",
-        default="baselines",
+        default=DEFAULT_BASELINES_DIR,
         help="root of the baseline store: <dir>/<hardware-id>/<suite>/<server-id>/<load-id>.json; relative to the "
         "rootdir (default: <rootdir>/baselines)",
     )
@@ -99,7 +101,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--gate",
         choices=("default", "strict", "off"),
         default="default",
-        help="default: a case fails only when REGRESSED; strict: also INCONCLUSIVE / not compared; off: report only",
+        help="default: a case fails when REGRESSED or when its baseline was measured under other settings; strict: "
+        "also INCONCLUSIVE / any NOT COMPARED; off: report only",
     )
     group.addoption(
         "--tolerance",
@@ -190,7 +193,14 @@ def _check_options(config: pytest.Config) -> None:
         options.check_restarts_gateable(
             budget.max_starts if budget else None, config.getoption("--gate"), config.getoption("--update-baselines")
         )
-        options.resolve_dir(config.getoption("--baselines-dir"), config.rootpath, "--baselines-dir")
+        baselines = options.resolve_dir(config.getoption("--baselines-dir"), config.rootpath, "--baselines-dir")
+        gating = config.getoption("--gate") != "off" and not config.getoption("--update-baselines")
+        if gating and config.getoption("--baselines-dir") != DEFAULT_BASELINES_DIR and not baselines.is_dir():
+            raise options.OptionError(
+                f"--baselines-dir {config.getoption('--baselines-dir')!r}: {baselines} does not exist, so the gate "
+                "would compare nothing; expected an existing baseline store (record one with --update-baselines, "
+                "or run with --gate off to report only)"
+            )
         results = options.resolve_dir(config.getoption("--results-dir"), Path.cwd(), "--results-dir")
         options.check_writable_dir(results, "--results-dir")
     except options.OptionError as exc:
