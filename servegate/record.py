@@ -180,6 +180,15 @@ class Case(Record):
                     labels.append(level.label)
         return labels
 
+    def client_bound_levels(self) -> list[str]:
+        """``start N level L: why`` for every level whose numbers may measure the client, not the server."""
+        return [
+            f"start {start.index + 1} level {level.label}: {level.summary.client_bound_reason or 'client-bound'}"
+            for start in self.starts
+            for level in start.levels
+            if level.summary.client_bound
+        ]
+
     def stat(self, label: str | None, metric: str) -> Stat | None:
         """The statistics of ``metric`` at level ``label`` (key ``label/metric`` when the case has several)."""
         multi = len(self.level_labels()) > 1

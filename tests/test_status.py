@@ -142,3 +142,22 @@ def test_the_results_record_stores_the_labels_the_reports_show() -> None:
     assert any("DEGRADED SCALING" in line for line in render_case(case))
     case.status["c4"] = case.status["c4"].model_copy(update={"status": "FAILING"})
     assert any("FAILING SCALING" in line for line in render_case(case))
+
+
+def test_a_client_bound_level_is_named_in_terminal_and_html() -> None:
+    """A level whose numbers may measure the client says so wherever the numbers are shown, not only when a
+    baseline is refused for it."""
+    from servegate.config import LoadConfig, ServerConfig
+    from servegate.report.html import render_html
+    from servegate.report.terminal import render_case
+    from servegate.results import case_record, session_record
+    from servegate.runner import CaseResult
+    from servegate.testing.fakes import fake_start
+
+    starts = [fake_start(0, 1.0), fake_start(1, 1.0, client_bound=True, client_bound_reason="send lag 900 ms")]
+    case = case_record("x", "s", "cpu", CaseResult("x", ServerConfig(model="m"), LoadConfig(), starts))
+    assert case.client_bound_levels() == ["start 2 level c1: send lag 900 ms"]
+    assert any("CLIENT-BOUND" in line and "start 2 level c1: send lag 900 ms" in line for line in render_case(case))
+    assert "start 2 level c1: send lag 900 ms" in render_html(session_record([case], {}))
+    clean = case_record("x", "s", "cpu", CaseResult("x", ServerConfig(model="m"), LoadConfig(), starts[:1]))
+    assert not any("CLIENT-BOUND" in line for line in render_case(clean))

@@ -65,6 +65,14 @@ BAD_FIELDS = {
         suite_text(load="{request_timeout_s: -1}"),
         "loads[0].request_timeout_s: got -1 (int); expected greater than 0",
     ),
+    "negative-max-seconds": (
+        suite_text(load="{max_seconds: -1}"),
+        "loads[0].max_seconds: got -1 (int); expected greater than 0",
+    ),
+    "negative-cooldown": (
+        suite_text(load="{cooldown_s: -2}"),
+        "loads[0].cooldown_s: got -2 (int); expected greater than or equal to 0",
+    ),
     "percentile-150": (
         suite_text(load="{percentiles: [50, 150]}"),
         "loads[0].percentiles[1]: got 150 (int); expected less than or equal to 100",

@@ -281,6 +281,12 @@ def render_case(case: Case, floors: Floors | None) -> str:
         f'<section class="card" id="{anchor(case)}"><h2>{esc(case.id)}</h2>{"".join(badges)}'
         f'<div class="meta">{meta}</div>'
     ]
+    bound = case.client_bound_levels()
+    if bound:
+        parts.append(
+            f'<p class="note">{badge("CLIENT-BOUND", "v-REGRESSED")} the numbers of these levels may measure the '
+            f"client, not the server: {esc('; '.join(bound))}</p>"
+        )
     if len(levels) > 1:
         parts += [render_level_table(case, levels), render_sweep_plots(case, levels, floors)]
     elif levels:

@@ -76,6 +76,8 @@ def render_case(case: Case) -> list[str]:
         lines += _render_levels(case, labels)
     else:
         lines += _render_metrics(case)
+    for where in case.client_bound_levels():
+        lines.append(f"  CLIENT-BOUND (the numbers may measure the client, not the server): {where}")
     facts = [start.facts for start in case.starts]
     ready = [f.time_to_ready_s for f in facts if f.time_to_ready_s is not None]
     if ready:
