@@ -64,11 +64,6 @@ class Stat(Record):
     ci_method: str
     confidence: float = 0.95
 
-    @property
-    def bounded(self) -> bool:
-        """An interval was computed (two starts or more, finite ends)."""
-        return self.n > 1 and self.ci_low == self.ci_low and self.ci_high == self.ci_high
-
 
 class LevelStatus(Record):
     """A level's seed 003 Table 7 label and the two ratios that decided it (servegate.status)."""
