@@ -34,7 +34,7 @@ from pydantic import ValidationError
 
 from servegate import __version__
 from servegate.baseline import atomic_write_text
-from servegate.record import Case, Level, Session
+from servegate.record import Case, Level, Session, Start
 from servegate.redact import redact_env, redact_obj
 from servegate.runner import CaseResult
 from servegate.stats import estimate
@@ -119,18 +119,18 @@ def case_record(case_id: str, suite: str, hardware: str, result: CaseResult, **e
     server = asdict(result.server)
     server["env"] = redact_env(dict(result.server.env))
     starts = [
-        {
-            "index": s.start_index,
-            "facts": s.facts,
-            "levels": [
+        Start(
+            index=s.start_index,
+            facts=s.facts,
+            levels=[
                 Level(label=lv.label, concurrency=lv.concurrency, rate=lv.rate, summary=lv.summary) for lv in s.levels
             ],
-            "warmup_s": s.warmup_s,
-            "derived": s.derived,
-            "findings": s.findings,
-            "log_path": s.log_path,
-            "server_lost": s.server_lost,
-        }
+            warmup_s=s.warmup_s,
+            derived=s.derived,
+            findings=s.findings,
+            log_path=s.log_path,
+            server_lost=s.server_lost,
+        )
         for s in result.starts
     ]
     values = result.values()
